@@ -1,0 +1,201 @@
+// This file is shared by the WASM core (compiled by asc) and the TypeScript host (compiled by tsc)
+// and must stay portable: `export const NAME = <integer expression>` only, every value < 2^31.
+// It is the one description of every byte layout that crosses the WASM boundary; a test checks
+// that the compiled module agrees with it (layoutSignature).
+//
+// Multi-byte fields are little-endian (native WASM order) unless marked "net" (network order).
+//
+// ## Linear memory (shared, imported from the host)
+//
+//   0            MEM_STATIC_END                                               MEM_MAX_BYTES
+//   +------------+--------------------------------------------------------------+
+//   | asc static | host-managed regions: rule images, IP->domain table, per-     |
+//   | (reserved) | worker packet slots, descriptors and decode records           |
+//   +------------+--------------------------------------------------------------+
+//
+// The core never allocates: every pointer it touches is handed in by the host.
+
+export const MEM_PAGE = 65536;
+export const MEM_STATIC_END = 65536;
+/** 2 GiB: every pointer stays a positive i32, which keeps the JS twin's index arithmetic exact. */
+export const MEM_MAX_PAGES = 32768;
+
+// ## Packet descriptor: where a packet lies and what the capture layer knows about it
+//
+//   0       4       6       8               14      16
+//   +-------+-------+-------+---------------+-------+
+//   | off   | len   | flags | mac (6 bytes) | pad   |
+//   +-------+-------+-------+---------------+-------+
+export const DESC_OFF = 0; // u32: byte offset of the packet's first IP byte in linear memory
+export const DESC_LEN = 4; // u16: captured length
+export const DESC_FLAGS = 6; // u16: DF_* bits
+export const DESC_MAC = 8; // 6 bytes: source hardware address (when DF_HAS_MAC)
+export const DESC_SIZE = 16;
+
+export const DF_INBOUND = 0x1; // the connection was initiated from the WAN side: remote = source
+export const DF_HAS_MAC = 0x2;
+
+// ## Decode record: one per packet, reused; only the header part is cleared per packet
+//
+//   0        4        8    9    10   11   12     14     16     18     20     22     24
+//   +--------+--------+----+----+----+----+------+------+------+------+------+------+
+//   |anomaly | flags  |ver |prot|ttl |tcpf| l4off| payoff|paylen| iplen| sport| dport|
+//   +--------+--------+----+----+----+----+------+------+------+------+------+------+
+//   24 ipid/fragid  28 fragoff  30 tcpwin  32 tcpseq  36 tcpack  40 icmp type/code,
+//   42 inner proto  43 app  44 ext-header bits  46 l3 header length  48 src  64 dst
+//   80 inner src  96 inner dst  112 inner sport/dport  116 quic version  120 dns header
+//   fields  129 name source  130 name length  132 cname pool use  134 icmp echo id  136 mac
+//   144 verdict, match kind, profile, rule, line  160 name  416 answers  800 cname pool
+export const REC_ANOMALY = 0; // u32: AN_* bits (events.ts)
+export const REC_FLAGS = 4; // u32: PF_* bits
+export const REC_IPVER = 8; // u8: 4 or 6, 0 when not IP
+export const REC_PROTO = 9; // u8: final IP protocol / next header
+export const REC_TTL = 10; // u8: TTL or hop limit
+export const REC_TCPFLAGS = 11; // u8: FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 ECE 0x40 CWR 0x80
+export const REC_L4OFF = 12; // u16: offset of the transport header from the packet start
+export const REC_PAYOFF = 14; // u16: offset of the transport payload
+export const REC_PAYLEN = 16; // u16: captured payload bytes
+export const REC_IPLEN = 18; // u16: IPv4 total length, or 40 + IPv6 payload length, as declared
+export const REC_SPORT = 20; // u16
+export const REC_DPORT = 22; // u16
+export const REC_IPID = 24; // u32: IPv4 identification or IPv6 fragment identification
+export const REC_FRAGOFF = 28; // u16: fragment offset in 8-byte units
+export const REC_TCPWIN = 30; // u16
+export const REC_TCPSEQ = 32; // u32
+export const REC_TCPACK = 36; // u32
+export const REC_ICMPTYPE = 40; // u8
+export const REC_ICMPCODE = 41; // u8
+export const REC_INNER_PROTO = 42; // u8: protocol of the header embedded in an ICMP error
+export const REC_APP = 43; // u8: APP_* detected application protocol
+export const REC_EXTHDRS = 44; // u16: EH_* bits, IPv6 extension headers seen
+export const REC_L3HLEN = 46; // u16: IP header length including options / extension headers
+export const REC_SRC = 48; // 16 bytes net: source address (IPv4 in the first 4 bytes)
+export const REC_DST = 64; // 16 bytes net
+export const REC_INNER_SRC = 80; // 16 bytes net
+export const REC_INNER_DST = 96; // 16 bytes net
+export const REC_INNER_SPORT = 112; // u16
+export const REC_INNER_DPORT = 114; // u16
+export const REC_QUICVER = 116; // u32
+export const REC_DNS_ID = 120; // u16
+export const REC_DNS_FLAGS = 122; // u16
+export const REC_DNS_QTYPE = 124; // u16
+export const REC_DNS_ANCOUNT = 126; // u16: answer count as declared in the header
+export const REC_DNS_NANS = 128; // u8: answers stored in REC_ANS
+export const REC_NAMESRC = 129; // u8: NS_* where REC_NAME came from
+export const REC_NAMELEN = 130; // u16
+export const REC_DNS_CNLEN = 132; // u16: bytes used in REC_CNAMES
+export const REC_ICMPID = 134; // u16: ICMP / ICMPv6 echo identifier
+export const REC_MAC = 136; // 6 bytes: copied from the descriptor
+export const REC_VERDICT = 144; // u8: VERDICT_*
+export const REC_MATCHBY = 145; // u8: MB_* what decided
+export const REC_PROFILE = 146; // u16: profile index
+export const REC_RULE = 148; // u32: global rule id, NO_RULE when the default decided
+export const REC_LINE = 152; // u32: source line of the rule, 0 for the default
+export const REC_HDR_END = 160; // the part cleared for every packet
+export const REC_NAME = 160; // NAME_MAX bytes: lower-case dotted name, no trailing dot
+export const NAME_MAX = 256;
+export const REC_ANS = REC_NAME + NAME_MAX; // ANS_MAX answer entries
+export const ANS_MAX = 16;
+export const ANS_TYPE = 0; // u16: 1 A, 5 CNAME, 28 AAAA
+export const ANS_LEN = 2; // u16: address length, or name length in the CNAME pool
+export const ANS_TTL = 4; // u32
+export const ANS_DATA = 8; // 16 bytes: address (net), or u16 offset into REC_CNAMES
+export const ANS_SIZE = 24;
+export const REC_CNAMES = REC_ANS + ANS_MAX * ANS_SIZE; // CNAME_POOL bytes of CNAME targets
+export const CNAME_POOL = 256;
+export const REC_SIZE = REC_CNAMES + CNAME_POOL + 32; // padded to a multiple of 64
+
+// ## Rule image: written by src/rules/image.ts, read by assembly/match
+// All offsets inside the image are relative to the image base; offset 0 means "none".
+export const IMG_MAGIC_VALUE = 0x49524c53; // "SLRI"
+export const IMG_FORMAT = 1;
+export const IMG_MAGIC = 0; // u32
+export const IMG_VERSION = 4; // u32: IMG_FORMAT
+export const IMG_SIZE = 8; // u32: total bytes
+export const IMG_NPROFILES = 12; // u32
+export const IMG_PROFILES = 16; // u32: offset of the profile table
+export const IMG_NRULES = 20; // u32
+export const IMG_RULES = 24; // u32: offset of the rule table
+export const IMG_DOM_MASK = 28; // u32: domain slots - 1 (a power of two minus one)
+export const IMG_DOM_SLOTS = 32; // u32: offset of the domain hash table
+export const IMG_BIND4 = 36; // u32: interval table source IPv4 -> profile + 1
+export const IMG_BIND6 = 40; // u32: interval table source IPv6 -> profile + 1
+export const IMG_NMACS = 44; // u32
+export const IMG_MACS = 48; // u32: sorted MAC binding table
+export const IMG_DEFAULT_PROFILE = 52; // u32
+export const IMG_GENERATION = 56; // u32: bumped by the host for every image it publishes
+export const IMG_POOL = 60; // u32: offset of the name pool
+export const IMG_HDR_SIZE = 64;
+
+export const PROF_DEFAULT = 0; // u8: VERDICT_* when no rule matches
+export const PROF_V4 = 4; // u32: interval table remote IPv4 -> rule list
+export const PROF_V6 = 8; // u32: interval table remote IPv6 -> rule list
+export const PROF_NDOMAIN = 12; // u32: domain rules in the profile (0 skips all name lookups)
+export const PROF_SIZE = 16;
+
+export const RULE_VERDICT = 0; // u8: VERDICT_ACCEPT or VERDICT_BLOCK
+export const RULE_PROTO = 1; // u8: IP protocol, 0 = any
+export const RULE_FLAGS = 2; // u8: RF_* bits
+export const RULE_KIND = 3; // u8: RK_* entity kind
+export const RULE_PORTLO = 4; // u16
+export const RULE_PORTHI = 6; // u16
+export const RULE_PROFILE = 8; // u32
+export const RULE_LINE = 12; // u32
+export const RULE_SIZE = 16;
+
+export const RF_HAS_PORT = 0x1;
+
+// Rule list: u32 count, then that many ascending u32 rule ids. A list stops after its first rule
+// without protocol or port condition, since nothing after it can ever win.
+export const LIST_COUNT = 0;
+export const LIST_IDS = 4;
+
+// Domain hash table slot (open addressing, linear probing, hash 0 = empty)
+export const DOM_HASH = 0; // u32
+export const DOM_PROFILE = 4; // u16
+export const DOM_NAMELEN = 6; // u16
+export const DOM_NAMEOFF = 8; // u32: offset of the name bytes in the image
+export const DOM_LIST_SELF = 12; // u32: rules matching this exact name (`name`, `.name`)
+export const DOM_LIST_SUB = 16; // u32: rules matching strict subdomains (`*.name`, `.name`)
+export const DOM_SLOT_SIZE = 20;
+
+// Interval table: the address space cut into disjoint intervals, each with a value
+// (a rule list offset, or a profile + 1). `index` narrows the binary search: for the top
+// `kbits` bits b of an address, the containing interval lies in [index[b], index[b + 1]].
+//
+//   0       4       8         12        16
+//   +-------+-------+---------+---------+------------------+--------------+-------------+
+//   | count | kbits | starts  | values  | index[2^k + 1]   | starts[count]| values[count]|
+//   +-------+-------+---------+---------+------------------+--------------+-------------+
+// IPv4 starts are u32 (host order); IPv6 starts are 4 u32 words, most significant first.
+export const IT_COUNT = 0;
+export const IT_KBITS = 4;
+export const IT_STARTS = 8; // u32: offset of starts, relative to the table
+export const IT_VALUES = 12; // u32: offset of values, relative to the table
+export const IT_INDEX = 16;
+export const IT_MAX_KBITS = 16;
+
+export const MAC_HI = 0; // u32: first four bytes, big-endian value
+export const MAC_LO = 4; // u16: last two bytes, big-endian value
+export const MAC_PROFILE = 6; // u16
+export const MAC_SIZE = 8;
+
+// ## IP -> domain table: filled from observed DNS answers, read by the matcher
+// 4-way set associative. Each entry has a sequence word (seqlock): odd while being written,
+// so readers never act on a torn entry and writers never wait for each other.
+export const IPD_NSETS = 0; // u32: number of sets (a power of two)
+export const IPD_HDR_SIZE = 64;
+export const IPD_WAYS = 4;
+export const IPD_SEQ = 0; // i32: 0 = never written
+export const IPD_EXPIRY = 4; // u32: seconds (host clock), entry is stale after this
+export const IPD_VER = 8; // u8
+export const IPD_NAMELEN = 9; // u8
+export const IPD_ADDR = 12; // 16 bytes net
+export const IPD_NAME = 28; // 256 bytes
+export const IPD_ENTRY_SIZE = 288;
+/** Answers shorter-lived than this are kept this long: connections often start after the TTL. */
+export const IPD_MIN_TTL = 60;
+export const IPD_MAX_TTL = 86400;
+
+// ## Batch processing flags
+export const BF_LEARN_DNS = 0x1; // feed DNS answers seen in the batch into the IP -> domain table

@@ -1,0 +1,103 @@
+// Address text <-> bytes, for rule parsing and for showing records. Not on the packet path.
+
+const IPV4_PARTS = 4;
+const IPV6_GROUPS = 8;
+
+/** Parses dotted-quad IPv4 text; null if it is not exactly that (no leading zeros, 0-255). */
+export function parseIPv4(text: string): Uint8Array | null {
+  const parts = text.split(".");
+  if (parts.length !== IPV4_PARTS) return null;
+  const out = new Uint8Array(4);
+  for (let i = 0; i < IPV4_PARTS; i++) {
+    const p = parts[i]!;
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
+    const v = Number(p);
+    if (v > 255) return null;
+    out[i] = v;
+  }
+  return out;
+}
+
+/** Parses IPv6 text (with `::` and an optional trailing dotted quad); null if invalid. */
+export function parseIPv6(text: string): Uint8Array | null {
+  if (text.length < 2 || text.length > 45 || !/^[0-9a-fA-F:.]+$/.test(text)) return null;
+  const halves = text.split("::");
+  if (halves.length > 2) return null;
+  const groups = (s: string): number[] | null => {
+    if (s === "") return [];
+    const out: number[] = [];
+    const items = s.split(":");
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      if (it.includes(".")) {
+        if (i !== items.length - 1) return null;
+        const v4 = parseIPv4(it);
+        if (!v4) return null;
+        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+      } else {
+        if (!/^[0-9a-fA-F]{1,4}$/.test(it)) return null;
+        out.push(parseInt(it, 16));
+      }
+    }
+    return out;
+  };
+  const head = groups(halves[0]!);
+  const tail = halves.length === 2 ? groups(halves[1]!) : [];
+  if (!head || !tail) return null;
+  if (halves.length === 2 && halves[1]!.includes(".") && halves[0]!.includes(".")) return null;
+  const missing = IPV6_GROUPS - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
+  const all = [...head, ...new Array<number>(halves.length === 2 ? missing : 0).fill(0), ...tail];
+  const out = new Uint8Array(16);
+  all.forEach((g, i) => {
+    out[i * 2] = g >> 8;
+    out[i * 2 + 1] = g & 0xff;
+  });
+  return out;
+}
+
+export function formatIPv4(b: Uint8Array, off = 0): string {
+  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+}
+
+/** RFC 5952 text: lower case, the longest run (>= 2) of zero groups as `::`. */
+export function formatIPv6(b: Uint8Array, off = 0): string {
+  const g: number[] = [];
+  for (let i = 0; i < IPV6_GROUPS; i++) g.push((b[off + i * 2]! << 8) | b[off + i * 2 + 1]!);
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < IPV6_GROUPS; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < IPV6_GROUPS && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(":");
+  if (bestStart < 0) return hex(g);
+  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
+}
+
+export function formatIP(version: number, b: Uint8Array, off = 0): string {
+  return version === 4 ? formatIPv4(b, off) : formatIPv6(b, off);
+}
+
+/** Address bytes as an unsigned big integer (network order). */
+export function bytesToBigInt(b: Uint8Array): bigint {
+  let v = 0n;
+  for (const x of b) v = (v << 8n) | BigInt(x);
+  return v;
+}
+
+/** Parses a MAC address written with `:` or `-` separators; null if invalid. */
+export function parseMAC(text: string): Uint8Array | null {
+  const m = /^([0-9a-fA-F]{2})([:-])([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})$/.exec(text);
+  if (!m) return null;
+  return Uint8Array.from([m[1], m[3], m[4], m[5], m[6], m[7]].map((h) => parseInt(h!, 16)));
+}

@@ -1,0 +1,18 @@
+// The domain hash of assembly/match/hash.ts, for the compiler side. Both must agree bit for bit;
+// the matcher tests (every domain rule kind through the WASM core) would fail if they did not.
+
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 16777619;
+const PROFILE_MIX = 0x9e3779b1 | 0;
+const FINAL_MIX = 0x85ebca6b | 0;
+
+/** Hash of the name's bytes from last to first, seeded by profile, finished; never 0. */
+export function domainHash(profile: number, name: Uint8Array): number {
+  let h = FNV_OFFSET ^ Math.imul(profile + 1, PROFILE_MIX);
+  for (let i = name.length - 1; i >= 0; i--) h = Math.imul(h ^ name[i]!, FNV_PRIME);
+  h ^= h >>> 16;
+  h = Math.imul(h, FINAL_MIX);
+  h ^= h >>> 13;
+  h |= 0;
+  return h === 0 ? 1 : h;
+}

@@ -1,0 +1,42 @@
+// The parsed form of rules and profiles: what the text said, validated, before compilation.
+
+/** What a profile does when none of its rules match. `ask` defers to the ruleset's fallback. */
+export type DefaultAction = "allow" | "block" | "drop" | "ask";
+export type RuleAction = "allow" | "block";
+
+export type Entity =
+  | { kind: "any" }
+  | { kind: "ip" | "cidr"; version: 4 | 6; addr: Uint8Array; prefix: number }
+  | { kind: "domain" | "subdomains" | "tree"; name: string };
+
+export interface Rule {
+  /** 1-based line in the text it came from: every verdict names it. */
+  line: number;
+  text: string;
+  action: RuleAction;
+  entity: Entity;
+  /** IP protocol number, 0 = any. */
+  proto: number;
+  hasPort: boolean;
+  portLo: number;
+  portHi: number;
+}
+
+export type Source =
+  | { kind: "ip" | "cidr"; version: 4 | 6; addr: Uint8Array; prefix: number; line: number }
+  | { kind: "mac"; mac: Uint8Array; line: number };
+
+export interface Profile {
+  name: string;
+  defaultAction: DefaultAction;
+  sources: Source[];
+  rules: Rule[];
+  line: number;
+}
+
+export interface Ruleset {
+  /** The first profile is the default one: it covers every source no other profile claims. */
+  profiles: Profile[];
+  /** What `ask` (and an unmatched packet of an `ask` profile) resolves to. */
+  fallback: Exclude<DefaultAction, "ask">;
+}
