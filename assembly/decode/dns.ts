@@ -58,6 +58,11 @@ function readName(msg: i32, end: i32, p: i32, out: i32, cap: i32): i32 {
       const target = msg + (ld16(p) & DNS_PTR_MASK);
       if (after < 0) after = p + 2;
       if (target >= jumpLimit) return NAME_ERR_BAD;
+      // A name that is only skipped ends here: its suffix was (or will be) read where it sits.
+      if (out == 0) {
+        nameLen = 0;
+        return after;
+      }
       jumpLimit = target;
       p = target;
       continue;

@@ -1,7 +1,7 @@
 // HTTP/1.x requests: the Host header (RFC 9112 3.2), without its port. Only payloads that start
 // with a request method are looked at, and only the first HTTP_SCAN_MAX bytes of them.
 
-import { ld8, ld32, st8, sth16, sth32, ldh32 } from "../core/mem";
+import { ld8, ld32, st8, sth16, sth32, ldh32, ctz32 } from "../core/mem";
 import { REC_ANOMALY, REC_FLAGS, REC_APP, REC_NAMESRC, REC_NAMELEN, REC_NAME } from "../shared/layout";
 import { AN_HTTP_BAD_HOST, PF_HAS_NAME, APP_HTTP, NS_HOST } from "../shared/events";
 import { copyLower } from "./name";
@@ -16,6 +16,10 @@ const COLON = 0x3a;
 const LBRACKET = 0x5b;
 const RBRACKET = 0x5d;
 const CASE_BIT = 0x20;
+// Word-at-a-time byte search (a zero byte in v has v - 0x01.. borrow into its top bit).
+const LF_X4 = 0x0a0a0a0a;
+const ONES_X4 = 0x01010101;
+const HIGHS_X4 = -2139062144; // 0x80808080 as i32
 // First four bytes of the request line, as big-endian words.
 const M_GET = 0x47455420; // "GET "
 const M_POST = 0x504f5354; // "POST"
@@ -42,16 +46,32 @@ export function decodeHttpRequest(p: i32, end: i32, rec: i32): void {
   st8(rec + REC_APP, APP_HTTP);
   const limit = end - p > HTTP_SCAN_MAX ? p + HTTP_SCAN_MAX : end;
   // Header lines start after a LF; "host:" needs 5 bytes.
-  for (let q = p; q + 6 <= limit; q++) {
-    if (ld8(q) != LF) continue;
+  let q = findLF(p, limit);
+  while (q >= 0 && q + 6 <= limit) {
     const h = q + 1;
     if (ld8(h) == CR || ld8(h) == LF) return; // end of headers: no Host
-    if ((ld8(h) | CASE_BIT) != H_H || (ld8(h + 1) | CASE_BIT) != H_O) continue;
-    if ((ld8(h + 2) | CASE_BIT) != H_S || (ld8(h + 3) | CASE_BIT) != H_T) continue;
-    if (ld8(h + 4) != COLON) continue;
-    readHost(h + 5, limit, rec);
-    return;
+    if ((ld8(h) | CASE_BIT) == H_H && (ld8(h + 1) | CASE_BIT) == H_O && (ld8(h + 2) | CASE_BIT) == H_S &&
+      (ld8(h + 3) | CASE_BIT) == H_T && ld8(h + 4) == COLON) {
+      readHost(h + 5, limit, rec);
+      return;
+    }
+    q = findLF(h, limit);
   }
+}
+
+/** Position of the first LF in [p, limit), or -1. */
+function findLF(p: i32, limit: i32): i32 {
+  while (p + 4 <= limit) {
+    const v = ldh32(p) ^ LF_X4;
+    const m = (v - ONES_X4) & ~v & HIGHS_X4;
+    if (m != 0) return p + (ctz32(m) >> 3);
+    p += 4;
+  }
+  while (p < limit) {
+    if (ld8(p) == LF) return p;
+    p++;
+  }
+  return -1;
 }
 
 function readHost(p: i32, limit: i32, rec: i32): void {

@@ -3,7 +3,7 @@
 // it read outside the packet or trap; malformed input sets AN_* bits and stops at that layer.
 // Portable AssemblyScript: compiled to WASM by asc and to the JS twin by tsc.
 
-import { ld8, ld16, ld32, ldh32, st8, sth16, sth32, copy, fill0 } from "../core/mem";
+import { ld8, ld16, ld32, ldh32, st8, sth16, sth32, copy4, copy16, fill0x32 } from "../core/mem";
 import {
   REC_ANOMALY, REC_FLAGS, REC_IPVER, REC_PROTO, REC_TTL, REC_TCPFLAGS, REC_L4OFF, REC_PAYOFF,
   REC_PAYLEN, REC_IPLEN, REC_SPORT, REC_DPORT, REC_IPID, REC_FRAGOFF, REC_TCPWIN, REC_TCPSEQ,
@@ -59,7 +59,7 @@ function flag(rec: i32, bits: i32): void {
 
 /** Decodes one packet into the record. Returns the record's anomaly bits (0 = clean). */
 export function decodePacket(pkt: i32, caplen: i32, rec: i32): i32 {
-  fill0(rec, REC_HDR_END);
+  fill0x32(rec, REC_HDR_END);
   if (caplen < 1) {
     anomaly(rec, AN_TRUNC_L3);
     return AN_TRUNC_L3;
@@ -85,8 +85,8 @@ function decodeIPv4(pkt: i32, caplen: i32, rec: i32): void {
   st8(rec + REC_TTL, ld8(pkt + 8));
   sth16(rec + REC_IPLEN, total);
   sth32(rec + REC_IPID, ld16(pkt + 4));
-  copy(rec + REC_SRC, pkt + 12, 4);
-  copy(rec + REC_DST, pkt + 16, 4);
+  copy4(rec + REC_SRC, pkt + 12);
+  copy4(rec + REC_DST, pkt + 16);
   if (ihl < IPV4_MIN_HDR) {
     anomaly(rec, AN_BAD_IHL);
     return;
@@ -158,8 +158,8 @@ function decodeIPv6(pkt: i32, caplen: i32, rec: i32): void {
   let next = ld8(pkt + 6);
   st8(rec + REC_TTL, ld8(pkt + 7));
   sth16(rec + REC_IPLEN, IPV6_HDR + payloadLen);
-  copy(rec + REC_SRC, pkt + 8, 16);
-  copy(rec + REC_DST, pkt + 24, 16);
+  copy16(rec + REC_SRC, pkt + 8);
+  copy16(rec + REC_DST, pkt + 24);
   let end = pkt + IPV6_HDR + payloadLen;
   if (IPV6_HDR + payloadLen > caplen) {
     // Jumbograms (payload length 0 with a jumbo option) also land here: use what was captured.
@@ -360,8 +360,8 @@ function decodeInner(p: i32, end: i32, rec: i32, ipver: i32): void {
       return;
     }
     proto = ld8(p + 9);
-    copy(rec + REC_INNER_SRC, p + 12, 4);
-    copy(rec + REC_INNER_DST, p + 16, 4);
+    copy4(rec + REC_INNER_SRC, p + 12);
+    copy4(rec + REC_INNER_DST, p + 16);
     // Only the first fragment of the offending datagram has ports.
     if ((ld16(p + 6) & IPV4_FRAG_MASK) != 0) proto = proto | 0x100;
     l4 = p + ihl;
@@ -371,8 +371,8 @@ function decodeInner(p: i32, end: i32, rec: i32, ipver: i32): void {
       return;
     }
     proto = ld8(p + 6);
-    copy(rec + REC_INNER_SRC, p + 8, 16);
-    copy(rec + REC_INNER_DST, p + 24, 16);
+    copy16(rec + REC_INNER_SRC, p + 8);
+    copy16(rec + REC_INNER_DST, p + 24);
     l4 = p + IPV6_HDR;
   }
   st8(rec + REC_INNER_PROTO, proto & 0xff);

@@ -24,3 +24,8 @@ export function hashFinish(h: i32): i32 {
   h ^= shru(h, 13);
   return h == 0 ? 1 : h;
 }
+
+/** The suffix filter's bit for a finished hash: its high half, so it is independent of the slot. */
+export function filterBit(h: i32): i32 {
+  return shru(h, 16) | (h << 16);
+}

@@ -1,14 +1,15 @@
 // The IP -> domain table: which name an address was last given for in a DNS answer, so domain
 // rules also apply to connections that carry no name of their own. Lives in shared memory and
-// is read by every worker; writers and readers never block each other (per-entry seqlock):
-// a writer that finds an entry busy skips the update, a reader that sees a write in progress
-// treats the lookup as a miss.
+// is read by every worker; writers and readers never block each other (per-way seqlock in the
+// tag): a writer that finds a way busy skips the update, a reader that sees a write in progress
+// treats the lookup as a miss. Layout and sizes: shared/layout.ts.
 
-import { ld8, ldh16, ldh32, st8, sth32, sth16, copy, ltu, mul32, shru, atomicLoad32, atomicStore32, atomicCas32 } from "../core/mem";
+import { ld8, ldh16, ldh32, st8, sth32, sth16, copy, copy4, copy16, ltu, mul32, shru, atomicLoad32, atomicStore32, atomicCas32 } from "../core/mem";
 import {
-  IPD_NSETS, IPD_HDR_SIZE, IPD_WAYS, IPD_SEQ, IPD_EXPIRY, IPD_VER, IPD_NAMELEN, IPD_ADDR, IPD_NAME,
-  IPD_ENTRY_SIZE, IPD_MIN_TTL, IPD_MAX_TTL, REC_FLAGS, REC_NAME, REC_NAMELEN, REC_NAMESRC,
-  REC_DNS_NANS, REC_ANS, ANS_TYPE, ANS_TTL, ANS_DATA, ANS_SIZE, NAME_MAX,
+  IPD_NSETS, IPD_HDR_SIZE, IPD_WAYS, IPD_TAG_SIZE, IPD_TAG_SHIFT, IPD_SET_TAGS, IPD_SEQ, IPD_EXPIRY, IPD_HASH,
+  IPD_VER, IPD_NAMELEN, IPD_ADDR, IPD_NAME, IPD_ENTRY_SIZE, IPD_MIN_TTL, IPD_MAX_TTL, REC_FLAGS,
+  REC_NAME, REC_NAMELEN, REC_NAMESRC, REC_DNS_NANS, REC_ANS, ANS_TYPE, ANS_TTL, ANS_DATA, ANS_SIZE,
+  NAME_MAX,
 } from "../shared/layout";
 import { PF_HAS_NAME, NS_IPDOM } from "../shared/events";
 
@@ -32,14 +33,14 @@ function addrHash(ver: i32, addr: i32): i32 {
   return h ^ shru(h, 15);
 }
 
-function setBase(ipd: i32, ver: i32, addr: i32): i32 {
+function entryOf(ipd: i32, tag: i32): i32 {
   const nsets = ldh32(ipd + IPD_NSETS);
-  const set = addrHash(ver, addr) & (nsets - 1);
-  return ipd + IPD_HDR_SIZE + set * (IPD_WAYS * IPD_ENTRY_SIZE);
+  const tags = ipd + IPD_HDR_SIZE;
+  const index = (tag - tags) >> IPD_TAG_SHIFT; // set * ways + way
+  return tags + nsets * IPD_SET_TAGS + index * IPD_ENTRY_SIZE;
 }
 
 function sameAddr(e: i32, ver: i32, addr: i32): bool {
-  if (ld8(e + IPD_VER) != ver) return false;
   if (ldh32(e + IPD_ADDR) != ldh32(addr)) return false;
   if (ver == 4) return true;
   return ldh32(e + IPD_ADDR + 4) == ldh32(addr + 4) && ldh32(e + IPD_ADDR + 8) == ldh32(addr + 8) &&
@@ -51,16 +52,19 @@ function sameAddr(e: i32, ver: i32, addr: i32): bool {
  * 0 on a miss, an expired entry, or an entry being rewritten at this moment.
  */
 export function ipdomLookup(ipd: i32, ver: i32, addr: i32, now: i32, rec: i32): i32 {
-  const base = setBase(ipd, ver, addr);
+  const h = addrHash(ver, addr);
+  const set = ipd + IPD_HDR_SIZE + (h & (ldh32(ipd + IPD_NSETS) - 1)) * IPD_SET_TAGS;
   for (let w = 0; w < IPD_WAYS; w++) {
-    const e = base + w * IPD_ENTRY_SIZE;
-    const seq = atomicLoad32(e + IPD_SEQ);
+    const t = set + w * IPD_TAG_SIZE;
+    if (ldh32(t + IPD_HASH) != h || ld8(t + IPD_VER) != ver) continue;
+    const seq = atomicLoad32(t + IPD_SEQ);
     if (seq == 0 || (seq & 1) != 0) continue;
+    const e = entryOf(ipd, t);
     if (!sameAddr(e, ver, addr)) continue;
-    if (ltu(ldh32(e + IPD_EXPIRY), now)) return 0;
-    const len = ld8(e + IPD_NAMELEN);
+    if (ltu(ldh32(t + IPD_EXPIRY), now)) return 0;
+    const len = ld8(t + IPD_NAMELEN);
     copy(rec + REC_NAME, e + IPD_NAME, len);
-    if (atomicLoad32(e + IPD_SEQ) != seq) return 0;
+    if (atomicLoad32(t + IPD_SEQ) != seq) return 0;
     sth16(rec + REC_NAMELEN, len);
     st8(rec + REC_NAMESRC, NS_IPDOM);
     sth32(rec + REC_FLAGS, ldh32(rec + REC_FLAGS) | PF_HAS_NAME);
@@ -72,41 +76,45 @@ export function ipdomLookup(ipd: i32, ver: i32, addr: i32, now: i32, rec: i32): 
 /**
  * Records that (ver, addr) belongs to the name at [name, name + len) until `expiry`.
  * Replaces the same address, else an empty or expired way, else the way expiring first.
- * Returns 1 if stored, 0 if the chosen entry was busy or the name too long.
+ * Returns 1 if stored, 0 if the chosen way was busy or the name too long.
  */
 export function ipdomPut(ipd: i32, ver: i32, addr: i32, name: i32, len: i32, expiry: i32, now: i32): i32 {
   if (len <= 0 || len > IPD_NAME_MAX || (ver != 4 && ver != 6)) return 0;
-  const base = setBase(ipd, ver, addr);
+  const h = addrHash(ver, addr);
+  const set = ipd + IPD_HDR_SIZE + (h & (ldh32(ipd + IPD_NSETS) - 1)) * IPD_SET_TAGS;
   let victim = -1;
   let victimExpiry = 0;
   for (let w = 0; w < IPD_WAYS; w++) {
-    const e = base + w * IPD_ENTRY_SIZE;
-    const seq = atomicLoad32(e + IPD_SEQ);
-    if (seq != 0 && sameAddr(e, ver, addr)) {
-      victim = e;
+    const t = set + w * IPD_TAG_SIZE;
+    const seq = atomicLoad32(t + IPD_SEQ);
+    if (seq != 0 && ldh32(t + IPD_HASH) == h && ld8(t + IPD_VER) == ver && sameAddr(entryOf(ipd, t), ver, addr)) {
+      victim = t;
       break;
     }
-    const exp = ldh32(e + IPD_EXPIRY);
+    const exp = ldh32(t + IPD_EXPIRY);
     if (seq == 0 || ltu(exp, now)) {
       if (victim < 0 || victimExpiry != 0) {
-        victim = e;
+        victim = t;
         victimExpiry = 0;
       }
       continue;
     }
     if (victim < 0 || (victimExpiry != 0 && ltu(exp, victimExpiry))) {
-      victim = e;
+      victim = t;
       victimExpiry = exp;
     }
   }
   const seq = atomicLoad32(victim + IPD_SEQ);
   if ((seq & 1) != 0) return 0;
   if (atomicCas32(victim + IPD_SEQ, seq, seq + 1) != seq) return 0;
+  const e = entryOf(ipd, victim);
   sth32(victim + IPD_EXPIRY, expiry);
+  sth32(victim + IPD_HASH, h);
   st8(victim + IPD_VER, ver);
   st8(victim + IPD_NAMELEN, len);
-  copy(victim + IPD_ADDR, addr, ver == 4 ? 4 : 16);
-  copy(victim + IPD_NAME, name, len);
+  if (ver == 4) copy4(e + IPD_ADDR, addr);
+  else copy16(e + IPD_ADDR, addr);
+  copy(e + IPD_NAME, name, len);
   atomicStore32(victim + IPD_SEQ, seq + 2);
   return 1;
 }

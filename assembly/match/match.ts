@@ -7,7 +7,7 @@
 import { ld8, ld32, ldh16, ldh32, st8, sth16, sth32 } from "../core/mem";
 import {
   IMG_NPROFILES, IMG_PROFILES, IMG_RULES, IMG_DOM_MASK, IMG_DOM_SLOTS, IMG_BIND4, IMG_BIND6,
-  IMG_NMACS, IMG_MACS, IMG_DEFAULT_PROFILE, PROF_DEFAULT, PROF_V4, PROF_V6, PROF_NDOMAIN, PROF_SIZE,
+  IMG_NMACS, IMG_MACS, IMG_DEFAULT_PROFILE, IMG_DOM_FILTER, IMG_DOM_FILTER_MASK, PROF_DEFAULT, PROF_V4, PROF_V6, PROF_NDOMAIN, PROF_SIZE,
   RULE_VERDICT, RULE_PROTO, RULE_FLAGS, RULE_KIND, RULE_PORTLO, RULE_PORTHI, RULE_LINE, RULE_SIZE,
   RF_HAS_PORT, LIST_COUNT, LIST_IDS, DOM_HASH, DOM_PROFILE, DOM_NAMELEN, DOM_NAMEOFF, DOM_LIST_SELF,
   DOM_LIST_SUB, DOM_SLOT_SIZE, MAC_HI, MAC_LO, MAC_PROFILE, MAC_SIZE,
@@ -19,7 +19,7 @@ import {
   NS_IPDOM, RK_DOMAIN,
 } from "../shared/events";
 import { lookup4, lookup6 } from "./interval";
-import { hashSeed, hashStep, hashFinish } from "./hash";
+import { hashSeed, hashStep, hashFinish, filterBit } from "./hash";
 import { ipdomLookup } from "./ipdom";
 import { ltu } from "../core/mem";
 
@@ -58,12 +58,18 @@ function matchDomain(img: i32, prof: i32, name: i32, len: i32, proto: i32, port:
   if (len > 0 && ld8(name + len - 1) == ASCII_DOT) len--; // "example.com." is "example.com"
   const mask = ldh32(img + IMG_DOM_MASK);
   const slots = img + ldh32(img + IMG_DOM_SLOTS);
+  const filter = img + ldh32(img + IMG_DOM_FILTER);
+  const filterMask = ldh32(img + IMG_DOM_FILTER_MASK);
   let h = hashSeed(prof);
   for (let i = len - 1; i >= 0; i--) {
     h = hashStep(h, ld8(name + i));
     if (i > 0 && ld8(name + i - 1) != ASCII_DOT) continue;
     // [i, len) is a whole-label suffix: look it up.
     const fh = hashFinish(h);
+    // Most suffixes ("com", "cdn.example.net") are in no rule: the filter, small enough to stay
+    // in cache, rules them out without touching the slot table.
+    const bit = filterBit(fh) & filterMask;
+    if ((ld8(filter + (bit >> 3)) & (1 << (bit & 7))) == 0) continue;
     const slen = len - i;
     let s = fh & mask;
     while (true) {

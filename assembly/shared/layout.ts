@@ -91,7 +91,7 @@ export const REC_MATCHBY = 145; // u8: MB_* what decided
 export const REC_PROFILE = 146; // u16: profile index
 export const REC_RULE = 148; // u32: global rule id, NO_RULE when the default decided
 export const REC_LINE = 152; // u32: source line of the rule, 0 for the default
-export const REC_HDR_END = 160; // the part cleared for every packet
+export const REC_HDR_END = 160; // the part cleared for every packet (a multiple of 32)
 export const REC_NAME = 160; // NAME_MAX bytes: lower-case dotted name, no trailing dot
 export const NAME_MAX = 256;
 export const REC_ANS = REC_NAME + NAME_MAX; // ANS_MAX answer entries
@@ -125,7 +125,9 @@ export const IMG_MACS = 48; // u32: sorted MAC binding table
 export const IMG_DEFAULT_PROFILE = 52; // u32
 export const IMG_GENERATION = 56; // u32: bumped by the host for every image it publishes
 export const IMG_POOL = 60; // u32: offset of the name pool
-export const IMG_HDR_SIZE = 64;
+export const IMG_DOM_FILTER = 64; // u32: offset of the suffix filter (1 bit per hash bucket)
+export const IMG_DOM_FILTER_MASK = 68; // u32: filter bits - 1 (a power of two minus one)
+export const IMG_HDR_SIZE = 128;
 
 export const PROF_DEFAULT = 0; // u8: VERDICT_* when no rule matches
 export const PROF_V4 = 4; // u32: interval table remote IPv4 -> rule list
@@ -159,21 +161,28 @@ export const DOM_LIST_SELF = 12; // u32: rules matching this exact name (`name`,
 export const DOM_LIST_SUB = 16; // u32: rules matching strict subdomains (`*.name`, `.name`)
 export const DOM_SLOT_SIZE = 20;
 
-// Interval table: the address space cut into disjoint intervals, each with a value
-// (a rule list offset, or a profile + 1). `index` narrows the binary search: for the top
+// Interval table: the address space cut into disjoint, sorted intervals, each with a value
+// (a rule list offset, or a profile + 1). Each interval's start and value sit side by side, so
+// the binary search lands on its answer's cache line. `index` narrows the search: for the top
 // `kbits` bits b of an address, the containing interval lies in [index[b], index[b + 1]].
 //
-//   0       4       8         12        16
-//   +-------+-------+---------+---------+------------------+--------------+-------------+
-//   | count | kbits | starts  | values  | index[2^k + 1]   | starts[count]| values[count]|
-//   +-------+-------+---------+---------+------------------+--------------+-------------+
-// IPv4 starts are u32 (host order); IPv6 starts are 4 u32 words, most significant first.
+//   0       4       8         12
+//   +-------+-------+---------+------------------+---------------------------------+
+//   | count | kbits | entries | index[2^k + 1]   | entries[count]                  |
+//   +-------+-------+---------+------------------+---------------------------------+
+// IPv4 entry (8 bytes): start u32 (host order), value u32.
+// IPv6 entry (32 bytes): start as 4 u32 words, most significant first, value u32, padding.
 export const IT_COUNT = 0;
 export const IT_KBITS = 4;
-export const IT_STARTS = 8; // u32: offset of starts, relative to the table
-export const IT_VALUES = 12; // u32: offset of values, relative to the table
-export const IT_INDEX = 16;
+export const IT_ENTRIES = 8; // u32: offset of the entries, relative to the table
+export const IT_INDEX = 12;
 export const IT_MAX_KBITS = 16;
+/** Entries per index bucket aimed for: a short search that stays within a line or two. */
+export const IT_BUCKET_SHIFT = 2;
+export const IT4_ENTRY_SHIFT = 3;
+export const IT4_VALUE = 4;
+export const IT6_ENTRY_SHIFT = 5;
+export const IT6_VALUE = 16;
 
 export const MAC_HI = 0; // u32: first four bytes, big-endian value
 export const MAC_LO = 4; // u16: last two bytes, big-endian value
@@ -181,18 +190,26 @@ export const MAC_PROFILE = 6; // u16
 export const MAC_SIZE = 8;
 
 // ## IP -> domain table: filled from observed DNS answers, read by the matcher
-// 4-way set associative. Each entry has a sequence word (seqlock): odd while being written,
-// so readers never act on a torn entry and writers never wait for each other.
+// 4-way set associative. A lookup reads one 64-byte tag line per set and touches an entry only
+// on a tag hit, so a miss (most packets) costs one cache line. Each way has a sequence word
+// (seqlock): odd while being written, so readers never act on a torn entry and writers never
+// wait for each other.
+//
+//   header (64) | tags: nsets x 64 (4 ways x 16) | entries: nsets x 4 x IPD_ENTRY_SIZE
 export const IPD_NSETS = 0; // u32: number of sets (a power of two)
 export const IPD_HDR_SIZE = 64;
 export const IPD_WAYS = 4;
-export const IPD_SEQ = 0; // i32: 0 = never written
-export const IPD_EXPIRY = 4; // u32: seconds (host clock), entry is stale after this
-export const IPD_VER = 8; // u8
-export const IPD_NAMELEN = 9; // u8
-export const IPD_ADDR = 12; // 16 bytes net
-export const IPD_NAME = 28; // 256 bytes
-export const IPD_ENTRY_SIZE = 288;
+export const IPD_TAG_SHIFT = 4;
+export const IPD_TAG_SIZE = 1 << IPD_TAG_SHIFT;
+export const IPD_SET_TAGS = IPD_WAYS * IPD_TAG_SIZE;
+export const IPD_SEQ = 0; // i32 in the tag: 0 = never written
+export const IPD_EXPIRY = 4; // u32 in the tag: seconds (host clock), stale after this
+export const IPD_HASH = 8; // i32 in the tag: hash of the address
+export const IPD_VER = 12; // u8 in the tag
+export const IPD_NAMELEN = 13; // u8 in the tag
+export const IPD_ADDR = 0; // 16 bytes net, in the entry
+export const IPD_NAME = 16; // 256 bytes, in the entry
+export const IPD_ENTRY_SIZE = 272;
 /** Answers shorter-lived than this are kept this long: connections often start after the TTL. */
 export const IPD_MIN_TTL = 60;
 export const IPD_MAX_TTL = 86400;

@@ -52,7 +52,7 @@ export class Engine {
     this.ipdomSets = options.ipdomSets ?? DEFAULT_IPDOM_SETS;
     if ((this.ipdomSets & (this.ipdomSets - 1)) !== 0) throw new SluiceError("CONFIG_INVALID", "ipdomSets must be a power of two");
     this.ctl = this.arena.alloc(CTL_SIZE);
-    this.ipdom = this.arena.alloc(L.IPD_HDR_SIZE + this.ipdomSets * L.IPD_WAYS * L.IPD_ENTRY_SIZE);
+    this.ipdom = this.arena.alloc(L.IPD_HDR_SIZE + this.ipdomSets * (L.IPD_SET_TAGS + L.IPD_WAYS * L.IPD_ENTRY_SIZE));
     this.scratchPkt = this.arena.alloc(SCRATCH_PACKET);
     this.scratchRec = this.arena.alloc(L.REC_SIZE);
     this.scratchName = this.arena.alloc(L.NAME_MAX);

@@ -16,3 +16,8 @@ export function domainHash(profile: number, name: Uint8Array): number {
   h |= 0;
   return h === 0 ? 1 : h;
 }
+
+/** The suffix filter's bit for a finished hash: its high half, so it is independent of the slot. */
+export function filterBit(h: number): number {
+  return ((h >>> 16) | (h << 16)) >>> 0;
+}

@@ -8,7 +8,7 @@ import * as L from "../../assembly/shared/layout.js";
 import * as E from "../../assembly/shared/events.js";
 import { RuleCompileError } from "../core/errors.js";
 import { formatIP } from "../core/ip.js";
-import { domainHash } from "./hash.js";
+import { domainHash, filterBit } from "./hash.js";
 import { buildIntervals, prefixRange, type Intervals, type Prefix } from "./intervals.js";
 import type { DefaultAction, Profile, Rule, Ruleset } from "./types.js";
 
@@ -18,6 +18,10 @@ const V6_BITS = 128;
 const DOMAIN_LOAD_INV = 2;
 const DOMAIN_MIN_SLOTS = 16;
 const WORD = 4;
+const CACHE_LINE = 64;
+/** Suffix filter bits per domain entry: about 1 in 8 probes of absent suffixes get through. */
+const FILTER_BITS_PER_ENTRY = 8;
+const FILTER_MIN_BITS = 4096;
 
 const VERDICT_OF: Record<Exclude<DefaultAction, "ask">, number> = {
   allow: E.VERDICT_ACCEPT,
@@ -245,11 +249,16 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
   let slotCount = DOMAIN_MIN_SLOTS;
   while (slotCount < entries.length * DOMAIN_LOAD_INV) slotCount *= 2;
   const slotsOff = img.reserve(slotCount * L.DOM_SLOT_SIZE);
+  let filterBits = FILTER_MIN_BITS;
+  while (filterBits < entries.length * FILTER_BITS_PER_ENTRY) filterBits *= 2;
+  const filterOff = img.reserve(filterBits / 8);
   let poolPos = poolOff;
   entries.forEach((d, i) => {
     const name = names[i]!;
     img.bytes.set(name, poolPos);
     const h = domainHash(d.profile, name);
+    const bit = filterBit(h) & (filterBits - 1);
+    img.u8(filterOff + (bit >>> 3), img.bytes[filterOff + (bit >>> 3)]! | (1 << (bit & 7)));
     let s = h & (slotCount - 1);
     while (img.view.getUint32(slotsOff + s * L.DOM_SLOT_SIZE + L.DOM_HASH, true) !== 0) s = (s + 1) & (slotCount - 1);
     const e = slotsOff + s * L.DOM_SLOT_SIZE;
@@ -265,25 +274,28 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
   const writeTable = (t: Intervals | null, bits: number, valueBase: number): number => {
     if (!t) return 0;
     const n = t.starts.length;
-    const kbits = n <= 1 ? 0 : Math.min(L.IT_MAX_KBITS, Math.floor(Math.log2(n)));
-    const buckets = 1 << kbits;
+    const v6 = bits === V6_BITS;
+    const entryShift = v6 ? L.IT6_ENTRY_SHIFT : L.IT4_ENTRY_SHIFT;
+    const valueRel = v6 ? L.IT6_VALUE : L.IT4_VALUE;
     const wordsPerStart = bits / 32;
+    const kbits = Math.max(0, Math.min(L.IT_MAX_KBITS, Math.floor(Math.log2(Math.max(n, 1))) - L.IT_BUCKET_SHIFT));
+    const buckets = 1 << kbits;
     const indexBytes = kbits > 0 ? (buckets + 1) * WORD : 0;
-    const off = img.reserve(L.IT_INDEX + indexBytes + n * WORD * wordsPerStart + n * WORD);
-    const startsRel = L.IT_INDEX + indexBytes;
-    const valuesRel = startsRel + n * WORD * wordsPerStart;
-    img.u32(off + L.IT_COUNT, n);
-    img.u32(off + L.IT_KBITS, kbits);
-    img.u32(off + L.IT_STARTS, startsRel);
-    img.u32(off + L.IT_VALUES, valuesRel);
+    // Entries start on a cache line so an IPv6 entry never straddles two.
+    const entriesRel = (L.IT_INDEX + indexBytes + CACHE_LINE - 1) & ~(CACHE_LINE - 1);
+    const off = img.reserve(entriesRel + (n << entryShift) + CACHE_LINE);
+    const base = (off + CACHE_LINE - 1) & ~(CACHE_LINE - 1);
+    img.u32(base + L.IT_COUNT, n);
+    img.u32(base + L.IT_KBITS, kbits);
+    img.u32(base + L.IT_ENTRIES, entriesRel);
     const mask32 = 0xffffffffn;
     for (let i = 0; i < n; i++) {
       const s = t.starts[i]!;
+      const e = base + entriesRel + (i << entryShift);
       for (let w = 0; w < wordsPerStart; w++) {
-        const word = Number((s >> BigInt(32 * (wordsPerStart - 1 - w))) & mask32);
-        img.u32(off + startsRel + (i * wordsPerStart + w) * WORD, word);
+        img.u32(e + w * WORD, Number((s >> BigInt(32 * (wordsPerStart - 1 - w))) & mask32));
       }
-      img.u32(off + valuesRel + i * WORD, t.values[i]! + valueBase);
+      img.u32(e + valueRel, t.values[i]! + valueBase);
     }
     if (kbits > 0) {
       const shift = BigInt(bits - kbits);
@@ -291,11 +303,11 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
       for (let b = 0; b < buckets; b++) {
         const bucketStart = BigInt(b) << shift;
         while (j + 1 < n && t.starts[j + 1]! <= bucketStart) j++;
-        img.u32(off + L.IT_INDEX + b * WORD, j);
+        img.u32(base + L.IT_INDEX + b * WORD, j);
       }
-      img.u32(off + L.IT_INDEX + buckets * WORD, n - 1);
+      img.u32(base + L.IT_INDEX + buckets * WORD, n - 1);
     }
-    return off;
+    return base;
   };
 
   tables.forEach((t, pi) => {
@@ -337,6 +349,8 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
   img.u32(L.IMG_MACS, macsOff);
   img.u32(L.IMG_DEFAULT_PROFILE, 0);
   img.u32(L.IMG_POOL, poolOff);
+  img.u32(L.IMG_DOM_FILTER, filterOff);
+  img.u32(L.IMG_DOM_FILTER_MASK, filterBits - 1);
 
   const bytes = img.bytes.slice(0, img.length);
   return {

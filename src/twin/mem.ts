@@ -50,7 +50,18 @@ export function copy(dst: i32, src: i32, n: i32): void {
   U8.copyWithin(dst, src, src + n);
 }
 
-export function fill0(dst: i32, n: i32): void {
+export function copy4(dst: i32, src: i32): void {
+  U8[dst] = U8[src];
+  U8[dst + 1] = U8[src + 1];
+  U8[dst + 2] = U8[src + 2];
+  U8[dst + 3] = U8[src + 3];
+}
+
+export function copy16(dst: i32, src: i32): void {
+  U8.copyWithin(dst, src, src + 16);
+}
+
+export function fill0x32(dst: i32, n: i32): void {
   U8.fill(0, dst, dst + n);
 }
 
@@ -64,6 +75,10 @@ export function leu(a: i32, b: i32): bool {
 
 export function mul32(a: i32, b: i32): i32 {
   return Math.imul(a, b);
+}
+
+export function ctz32(a: i32): i32 {
+  return a === 0 ? 32 : 31 - Math.clz32(a & -a);
 }
 
 export function shru(a: i32, n: i32): i32 {

@@ -1,0 +1,32 @@
+// A small seeded PRNG (xorshift32) so every benchmark run sees the same traffic and rules.
+
+export class Rng {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed >>> 0 || 0x9e3779b9;
+  }
+  /** Uniform 32-bit unsigned. */
+  u32(): number {
+    let x = this.s;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.s = x >>> 0;
+    return this.s;
+  }
+  /** Uniform integer in [0, n). */
+  int(n: number): number {
+    return this.u32() % n;
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(xs.length)]!;
+  }
+  chance(p: number): boolean {
+    return this.u32() / 0x100000000 < p;
+  }
+  bytes(n: number): Uint8Array {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i++) b[i] = this.u32() & 0xff;
+    return b;
+  }
+}
