@@ -33,6 +33,8 @@ const ASCII_DOT = 0x2e;
 let nameLen: i32 = 0;
 /** Set by readName: the name did not fit into the output capacity. */
 let nameOverflow: bool = false;
+/** Set by readName when skipping: the name ended in a pointer that does not point backwards. */
+let nameBad: bool = false;
 
 /**
  * Reads the name at p inside the message [msg, end). Writes it lower-cased and dotted to `out`
@@ -45,6 +47,7 @@ function readName(msg: i32, end: i32, p: i32, out: i32, cap: i32): i32 {
   let wire = 1; // the terminating root label
   let jumpLimit = p;
   nameOverflow = false;
+  nameBad = false;
   while (true) {
     if (p >= end) return NAME_ERR_TRUNC;
     const b = ld8(p);
@@ -57,12 +60,14 @@ function readName(msg: i32, end: i32, p: i32, out: i32, cap: i32): i32 {
       if (p + 1 >= end) return NAME_ERR_TRUNC;
       const target = msg + (ld16(p) & DNS_PTR_MASK);
       if (after < 0) after = p + 2;
-      if (target >= jumpLimit) return NAME_ERR_BAD;
-      // A name that is only skipped ends here: its suffix was (or will be) read where it sits.
+      // A name that is only skipped ends here: its suffix is not needed. A pointer that does not
+      // point backwards is still reported, but the record after it can be read.
       if (out == 0) {
         nameLen = 0;
+        nameBad = target >= jumpLimit;
         return after;
       }
+      if (target >= jumpLimit) return NAME_ERR_BAD;
       jumpLimit = target;
       p = target;
       continue;
@@ -140,6 +145,7 @@ export function decodeDns(msg: i32, end: i32, rec: i32): void {
       nameError(rec, after);
       break;
     }
+    if (nameBad) nameError(rec, NAME_ERR_BAD);
     if (after + RR_FIXED > end) {
       anomaly(rec, AN_DNS_TRUNC);
       break;

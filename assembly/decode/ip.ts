@@ -15,7 +15,7 @@ import {
   AN_V6_EXT_TRUNC, AN_V6_EXT_LIMIT, AN_V6_HBH_NOT_FIRST, AN_TRUNC_L4, AN_TCP_BAD_DOFF,
   AN_UDP_BAD_LEN, AN_ICMP_INNER_TRUNC, AN_FRAG_BAD,
   PF_FRAGMENT, PF_FIRST_FRAG, PF_MORE_FRAGS, PF_DONT_FRAG, PF_HAS_PORTS, PF_ICMP_ERROR,
-  PF_INNER_PORTS, PF_ICMP_ECHO,
+  PF_INNER_PORTS, PF_ICMP_ECHO, PF_L4_HDR,
   EH_HOPOPTS, EH_ROUTING, EH_FRAGMENT, EH_DSTOPTS, EH_AH, EH_ESP, EH_NONE,
   IPP_HOPOPTS, IPP_ICMP, IPP_TCP, IPP_UDP, IPP_ROUTING, IPP_FRAGMENT, IPP_ESP, IPP_AH,
   IPP_ICMPV6, IPP_NONE, IPP_DSTOPTS, IPP_SCTP, IPP_UDPLITE,
@@ -259,6 +259,7 @@ function decodeTransport(pkt: i32, proto: i32, l4: i32, end: i32, rec: i32): voi
     sth32(rec + REC_TCPACK, ld32(l4 + 8));
     st8(rec + REC_TCPFLAGS, ld8(l4 + 13));
     sth16(rec + REC_TCPWIN, ld16(l4 + 14));
+    flag(rec, PF_L4_HDR);
     if (doff < TCP_MIN_HDR) {
       anomaly(rec, AN_TCP_BAD_DOFF);
       return;
@@ -277,6 +278,7 @@ function decodeTransport(pkt: i32, proto: i32, l4: i32, end: i32, rec: i32): voi
       anomaly(rec, AN_TRUNC_L4);
       return;
     }
+    flag(rec, PF_L4_HDR);
     let payEnd = end;
     const ulen = ld16(l4 + 4);
     if (proto == IPP_UDP) {
@@ -297,6 +299,7 @@ function decodeTransport(pkt: i32, proto: i32, l4: i32, end: i32, rec: i32): voi
       anomaly(rec, AN_TRUNC_L4);
       return;
     }
+    flag(rec, PF_L4_HDR);
     setPayload(pkt, l4 + SCTP_COMMON_HDR, end, rec);
     return;
   }
@@ -312,6 +315,7 @@ function decodeTransport(pkt: i32, proto: i32, l4: i32, end: i32, rec: i32): voi
       anomaly(rec, AN_TRUNC_L4);
       return;
     }
+    flag(rec, PF_L4_HDR);
     setPayload(pkt, l4 + ICMP_HDR, end, rec);
     if (proto == IPP_ICMP) {
       if (type == ICMP_ECHO || type == ICMP_ECHO_REPLY) echoId(l4, rec);

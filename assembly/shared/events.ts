@@ -37,6 +37,7 @@ export const PF_HAS_MAC = 0x100; // REC_MAC is valid
 export const PF_INNER_PORTS = 0x200; // REC_INNER_SPORT / REC_INNER_DPORT are valid
 export const PF_ICMP_ECHO = 0x400; // REC_ICMPID is valid
 export const PF_INBOUND = 0x800; // remote side is the source
+export const PF_L4_HDR = 0x1000; // the transport's fixed header was read (TCP 20, UDP 8, SCTP 12, ICMP 8 bytes)
 
 // ## Application protocols (REC_APP)
 export const APP_NONE = 0;

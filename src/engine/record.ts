@@ -85,8 +85,7 @@ export function readRecord(u8: Uint8Array, rec: number): PacketInfo {
     }
     dns = { id: u16(L.REC_DNS_ID), flags: u16(L.REC_DNS_FLAGS), qtype: u16(L.REC_DNS_QTYPE), ancount: u16(L.REC_DNS_ANCOUNT), answers };
   }
-  // Type and code exist once the 8-byte ICMP header was read (a non-first fragment has none).
-  const isIcmp = ICMP_PROTOS.has(proto) && u16(L.REC_PAYOFF) > 0 && u16(L.REC_FRAGOFF) === 0;
+  const isIcmp = ICMP_PROTOS.has(proto) && (flags & E.PF_L4_HDR) !== 0;
   return {
     anomalies: anomalyNames(u32(L.REC_ANOMALY)),
     flags,
@@ -103,7 +102,7 @@ export function readRecord(u8: Uint8Array, rec: number): PacketInfo {
     sport: hasPorts ? u16(L.REC_SPORT) : null,
     dport: hasPorts ? u16(L.REC_DPORT) : null,
     tcp:
-      proto === TCP_PROTO && u16(L.REC_PAYOFF) > 0
+      proto === TCP_PROTO && (flags & E.PF_L4_HDR) !== 0
         ? { flags: b(L.REC_TCPFLAGS), seq: u32(L.REC_TCPSEQ), ack: u32(L.REC_TCPACK), window: u16(L.REC_TCPWIN) }
         : null,
     icmp: isIcmp

@@ -124,7 +124,7 @@ function domainProblem(name: string): string | null {
 function parseEntity(tok: Token, lineNo: number, problems: Problems): Entity | null {
   const t = tok.text;
   if (t === "*") return { kind: "any" };
-  const looksIP = /^[0-9a-fA-F:.]+(\/\d+)?$/.test(t) && (t.includes(":") || /^[0-9.]+(\/\d+)?$/.test(t));
+  const looksIP = /^[0-9a-fA-F:.]+(\/\d+)?$/.test(t) && (t.includes(":") || /^[0-9.]*[0-9][0-9.]*(\/\d+)?$/.test(t));
   if (looksIP || t.includes("/")) {
     const a = parseAddress(t);
     if (typeof a === "string") {
@@ -231,7 +231,7 @@ export function parseRules(text: string, options: { firstLine?: number; profile?
   lines.forEach((raw, i) => {
     const toks = tokens(stripComment(raw));
     if (toks.length === 0) return;
-    const rule = parseRuleTokens(toks, base + i, raw.trim(), problems);
+    const rule = parseRuleTokens(toks, base + i, stripComment(raw).trim(), problems);
     if (rule) rules.push(rule);
   });
   if (problems.list.length > 0) throw new RuleSyntaxError(problems.list);
@@ -257,19 +257,20 @@ export function parseRuleset(text: string, source = "rules"): Ruleset {
     if (toks.length === 0) return;
     const head = toks[0]!;
     if (head.text.startsWith("[")) {
-      const m = /^\s*\[\s*profile\s+([^\]\s]+)\s*\]\s*$/.exec(body);
+      const m = /^\s*\[\s*profile\s+([^\]\s]+)\s*\]\s*$/d.exec(body);
       if (!m) {
         problems.add(lineNo, head.column, "malformed section header", "[profile <name>]");
         return;
       }
       const name = m[1]!;
+      const nameColumn = m.indices![1]![0] + 1;
       if (!PROFILE_NAME_RE.test(name)) {
-        problems.add(lineNo, body.indexOf(name) + 1, `profile name "${name}" is not allowed`, "1-64 of A-Z a-z 0-9 _ . -");
+        problems.add(lineNo, nameColumn, `profile name "${name}" is not allowed`, "1-64 of A-Z a-z 0-9 _ . -");
         return;
       }
       const prev = seen.get(name);
       if (prev !== undefined && !(name === DEFAULT_PROFILE && profiles[0]!.rules.length === 0 && profiles[0]!.sources.length === 0 && prev === 1)) {
-        problems.add(lineNo, body.indexOf(name) + 1, `profile "${name}" is already defined on line ${prev}`, "a new profile name");
+        problems.add(lineNo, nameColumn, `profile "${name}" is already defined on line ${prev}`, "a new profile name");
         return;
       }
       if (name === DEFAULT_PROFILE) {
@@ -325,7 +326,7 @@ export function parseRuleset(text: string, source = "rules"): Ruleset {
       current.sources.push(src);
       return;
     }
-    const rule = parseRuleTokens(toks, lineNo, raw.trim(), problems);
+    const rule = parseRuleTokens(toks, lineNo, body.trim(), problems);
     if (rule) current.rules.push(rule);
   });
   if (problems.list.length > 0) throw new RuleSyntaxError(problems.list, source);
