@@ -1,8 +1,12 @@
 // The batch loop: one call from the host decodes and decides up to a few hundred packets, so
 // the host pays the JS -> WASM crossing once per batch instead of once per packet.
 
-import { ldh16, ldh32, sth32, copy } from "./mem";
-import { DESC_OFF, DESC_LEN, DESC_FLAGS, DESC_MAC, DESC_SIZE, DF_INBOUND, DF_HAS_MAC, REC_FLAGS, REC_MAC, REC_SIZE, BF_LEARN_DNS } from "../shared/layout";
+import { ld8, ldh16, ldh32, st8, sth16, sth32, copy } from "./mem";
+import {
+  DESC_OFF, DESC_LEN, DESC_FLAGS, DESC_MAC, DESC_SIZE, DF_INBOUND, DF_HAS_MAC, REC_FLAGS, REC_MAC, REC_ANOMALY,
+  REC_VERDICT, REC_MATCHBY, REC_PROFILE, REC_RULE, RES_VERDICT, RES_MATCHBY, RES_PROFILE, RES_RULE, RES_ANOMALY,
+  RES_FLAGS, RES_SIZE, BF_LEARN_DNS,
+} from "../shared/layout";
 import { PF_HAS_MAC, PF_INBOUND, PF_DNS_RESPONSE } from "../shared/events";
 import { decodePacket } from "../decode/ip";
 import { matchPacket } from "../match/match";
@@ -11,14 +15,13 @@ import { ipdomLearn } from "../match/ipdom";
 const MAC_LEN = 6;
 
 /**
- * For each of the n descriptors at `desc`: decode the packet into record i at `recs`, learn
- * DNS answers (BF_LEARN_DNS), and decide it against the image at `img` (0 = decode only).
- * Returns the number of packets processed.
+ * For each of the n descriptors at `desc`: decode the packet into the scratch record `rec`,
+ * learn DNS answers (BF_LEARN_DNS), decide it against the image at `img` (0 = decode only) and
+ * write its result to results[i] (`results` 0 = none). Returns the number of packets processed.
  */
-export function processBatch(desc: i32, n: i32, recs: i32, img: i32, ipd: i32, now: i32, flags: i32): i32 {
+export function processBatch(desc: i32, n: i32, rec: i32, results: i32, img: i32, ipd: i32, now: i32, flags: i32): i32 {
   for (let i = 0; i < n; i++) {
     const d = desc + i * DESC_SIZE;
-    const rec = recs + i * REC_SIZE;
     decodePacket(ldh32(d + DESC_OFF), ldh16(d + DESC_LEN), rec);
     const df = ldh16(d + DESC_FLAGS);
     if (df != 0) {
@@ -34,6 +37,15 @@ export function processBatch(desc: i32, n: i32, recs: i32, img: i32, ipd: i32, n
       ipdomLearn(ipd, rec, now);
     }
     if (img != 0) matchPacket(img, rec, ipd, now);
+    if (results != 0) {
+      const r = results + i * RES_SIZE;
+      st8(r + RES_VERDICT, ld8(rec + REC_VERDICT));
+      st8(r + RES_MATCHBY, ld8(rec + REC_MATCHBY));
+      sth16(r + RES_PROFILE, ldh16(rec + REC_PROFILE));
+      sth32(r + RES_RULE, ldh32(rec + REC_RULE));
+      sth32(r + RES_ANOMALY, ldh32(rec + REC_ANOMALY));
+      sth32(r + RES_FLAGS, ldh32(rec + REC_FLAGS));
+    }
   }
   return n;
 }

@@ -105,6 +105,22 @@ export const REC_CNAMES = REC_ANS + ANS_MAX * ANS_SIZE; // CNAME_POOL bytes of C
 export const CNAME_POOL = 256;
 export const REC_SIZE = REC_CNAMES + CNAME_POOL + 32; // padded to a multiple of 64
 
+// ## Batch result: what the host needs of each packet after a batch, 16 bytes apiece. The full
+// decode record is scratch space, reused for every packet of the batch (it stays in L1 cache;
+// a record per packet would spill it).
+//
+//   0         1         2         4         8         12        16
+//   +---------+---------+---------+---------+---------+---------+
+//   | verdict | matchby | profile | rule    | anomaly | flags   |
+//   +---------+---------+---------+---------+---------+---------+
+export const RES_VERDICT = 0; // u8: VERDICT_* (0 when the batch ran without an image)
+export const RES_MATCHBY = 1; // u8: MB_*
+export const RES_PROFILE = 2; // u16
+export const RES_RULE = 4; // u32: global rule id or NO_RULE
+export const RES_ANOMALY = 8; // u32: AN_* bits
+export const RES_FLAGS = 12; // u32: PF_* bits
+export const RES_SIZE = 16;
+
 // ## Rule image: written by src/rules/image.ts, read by assembly/match
 // All offsets inside the image are relative to the image base; offset 0 means "none".
 export const IMG_MAGIC_VALUE = 0x49524c53; // "SLRI"

@@ -9,7 +9,10 @@ export interface LoopArgs {
   descBase: number;
   /** Descriptors available; batches walk through them round-robin. */
   nDesc: number;
-  recs: number;
+  /** Scratch decode record. */
+  rec: number;
+  /** BATCH result slots. */
+  results: number;
   img: number;
   ipd: number;
   now: number;
@@ -38,7 +41,7 @@ export function runLoop(core: Core, a: LoopArgs, warmupMs: number): LoopResult {
     const deadline = start + BigInt(ms) * 1000000n;
     let t0 = start;
     while (true) {
-      core.processBatch(a.descBase + b * BATCH * DESC_SIZE, BATCH, a.recs, a.img, a.ipd, a.now, a.flags);
+      core.processBatch(a.descBase + b * BATCH * DESC_SIZE, BATCH, a.rec, a.results, a.img, a.ipd, a.now, a.flags);
       const t1 = process.hrtime.bigint();
       if (record && batches < MAX_SAMPLES) batchNs[batches] = Number(t1 - t0);
       batches++;

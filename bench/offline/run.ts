@@ -75,7 +75,17 @@ function row(c: string, impl: string, threads: number, rules: number, packets: n
   });
 }
 
-async function multi(pool: Piscina, engine: Engine, core: CoreKind, threads: number, placed: Placed, recAreas: number[], flags: number): Promise<{ packets: number; elapsedNs: number; p999: number }> {
+interface WorkArea {
+  rec: number;
+  results: number;
+}
+
+/** A scratch record and a batch of result slots, for each thread. */
+function workAreas(engine: Engine, n: number): WorkArea[] {
+  return Array.from({ length: n }, () => ({ rec: engine.arena.alloc(L.REC_SIZE), results: engine.arena.alloc(BATCH * L.RES_SIZE) }));
+}
+
+async function multi(pool: Piscina, engine: Engine, core: CoreKind, threads: number, placed: Placed, areas: WorkArea[], flags: number): Promise<{ packets: number; elapsedNs: number; p999: number }> {
   const startLine = new SharedArrayBuffer(8);
   const line = new Int32Array(startLine);
   const module = coreModule();
@@ -88,7 +98,8 @@ async function multi(pool: Piscina, engine: Engine, core: CoreKind, threads: num
       warmupMs: WARMUP_MS,
       descBase: placed.descBase,
       nDesc: placed.nDesc,
-      recs: recAreas[t]!,
+      rec: areas[t]!.rec,
+      results: areas[t]!.results,
       img: engine.imageOffset,
       ipd: engine.ipdom,
       now: nowSeconds(),
@@ -145,11 +156,12 @@ async function mixCases(size: number, image: CompiledImage, mix: Mix, pool: Pisc
     engine.loadImage(image);
     const cold = place(engine, mix.packets);
     const placed = place(engine, mix.packets.slice(0, PACKETS));
-    const recAreas = Array.from({ length: Math.max(THREADS, 1) }, () => engine.arena.alloc(BATCH * L.REC_SIZE));
+    const areas = workAreas(engine, Math.max(THREADS, 1));
     const args: LoopArgs = {
       descBase: placed.descBase,
       nDesc: placed.nDesc,
-      recs: recAreas[0]!,
+      rec: areas[0]!.rec,
+      results: areas[0]!.results,
       img: engine.imageOffset,
       ipd: engine.ipdom,
       now: nowSeconds(),
@@ -159,7 +171,7 @@ async function mixCases(size: number, image: CompiledImage, mix: Mix, pool: Pisc
     const one = runLoop(engine.core, args, WARMUP_MS);
     row("mix", impl.name, 1, size, one.packets, one.elapsedNs, percentile(one.batchNs, Math.min(one.batches, one.batchNs.length), 99.9), { pool: false });
     for (const t of new Set([1, THREADS])) {
-      const m = await multi(pool, engine, impl.core, t, placed, recAreas, L.BF_LEARN_DNS);
+      const m = await multi(pool, engine, impl.core, t, placed, areas, L.BF_LEARN_DNS);
       row("mix", impl.name, t, size, m.packets, m.elapsedNs, m.p999, { pool: true });
     }
     const c = runLoop(engine.core, { ...args, descBase: cold.descBase, nDesc: cold.nDesc }, WARMUP_MS);
@@ -172,8 +184,8 @@ function dnsCases(mix: Mix): void {
   for (const impl of IMPLS) {
     const engine = new Engine({ core: impl.core });
     const placed = place(engine, dnsPackets);
-    const recs = engine.arena.alloc(BATCH * L.REC_SIZE);
-    const r = runLoop(engine.core, { descBase: placed.descBase, nDesc: placed.nDesc, recs, img: 0, ipd: 0, now: 0, flags: 0, durationMs: DURATION_MS }, WARMUP_MS);
+    const area = workAreas(engine, 1)[0]!;
+    const r = runLoop(engine.core, { descBase: placed.descBase, nDesc: placed.nDesc, ...area, img: 0, ipd: 0, now: 0, flags: 0, durationMs: DURATION_MS }, WARMUP_MS);
     row("dns-decode", impl.name, 1, 0, r.packets, r.elapsedNs, percentile(r.batchNs, Math.min(r.batches, r.batchNs.length), 99.9));
   }
   // dns-packet gets the DNS message alone (already sliced): it is spared the IP/UDP headers

@@ -14,7 +14,7 @@ export interface Core {
   readonly kind: "wasm" | "twin";
   decode(pkt: number, len: number, rec: number): number;
   match(img: number, rec: number, ipd: number, now: number): number;
-  processBatch(desc: number, n: number, recs: number, img: number, ipd: number, now: number, flags: number): number;
+  processBatch(desc: number, n: number, rec: number, results: number, img: number, ipd: number, now: number, flags: number): number;
   ipdomInit(ipd: number, nsets: number): void;
   ipdomPut(ipd: number, ver: number, addr: number, name: number, len: number, expiry: number, now: number): number;
   ipdomLearn(ipd: number, rec: number, now: number): number;
