@@ -74,7 +74,7 @@ describe("rule parsing: valid rules", () => {
     assert.deepEqual([rules[2]!.proto, rules[2]!.hasPort, rules[2]!.portLo, rules[2]!.portHi], [17, true, 53, 53]);
     const cidr = rules[3]!.entity;
     assert.ok(cidr.kind === "cidr");
-    assert.deepEqual([cidr.version, cidr.prefix, [...cidr.addr]], [4, 8, [10, 0, 0, 0]]);
+    assert.deepEqual([cidr.version, cidr.prefix, cidr.addr], [4, 8, 0x0a000000n]);
     assert.deepEqual([rules[3]!.proto, rules[3]!.hasPort, rules[3]!.portLo, rules[3]!.portHi], [6, true, 80, 80]);
     assert.deepEqual([rules[4]!.proto, rules[4]!.hasPort], [0, false]);
     const v6 = rules[4]!.entity;
@@ -275,8 +275,8 @@ describe("rule parsing: errors", () => {
   });
 
   it("rejects a label with characters a host name cannot have", () => {
-    assertAt(oneProblem("- -bad.example"), 1, 3, /characters/);
-    assertAt(oneProblem("+ bad-.example"), 1, 3, /characters/);
+    assertAt(oneProblem("- -bad.example"), 1, 3, /starts or ends with a hyphen/);
+    assertAt(oneProblem("+ bad-.example"), 1, 3, /starts or ends with a hyphen/);
     assertAt(oneProblem("+ ba$d.example"), 1, 3, /characters/);
   });
 
@@ -565,7 +565,7 @@ describe("ruleset compilation", () => {
 
   it("records every rule's profile, line and text in rule id order", () => {
     const img = compileRuleset(parseRuleset("- a.example\n[profile k]\nsource 10.0.0.1\n+ 10.0.0.0/8 TCP/22\n- *"));
-    assert.deepEqual(img.rules, [
+    assert.deepEqual(img.rules.map((r) => ({ profile: r.profile, line: r.line, text: r.text })), [
       { profile: "default", line: 1, text: "- a.example" },
       { profile: "k", line: 4, text: "+ 10.0.0.0/8 TCP/22" },
       { profile: "k", line: 5, text: "- *" },

@@ -281,8 +281,9 @@ function decodeTransport(pkt: i32, proto: i32, l4: i32, end: i32, rec: i32): voi
     flag(rec, PF_L4_HDR);
     let payEnd = end;
     const ulen = ld16(l4 + 4);
-    if (proto == IPP_UDP) {
-      // UDP's length bounds the datagram; UDP-Lite's field is the checksum coverage instead.
+    // UDP's length bounds the datagram; UDP-Lite's field is the checksum coverage instead. In a
+    // first fragment it is the whole datagram's length, longer than this packet by design.
+    if (proto == IPP_UDP && (ldh32(rec + REC_FLAGS) & PF_FRAGMENT) == 0) {
       if (ulen < UDP_HDR) anomaly(rec, AN_UDP_BAD_LEN);
       else if (l4 + ulen < end) payEnd = l4 + ulen;
       else if (l4 + ulen > end && (ldh32(rec + REC_ANOMALY) & AN_CAPTURE_SHORT) == 0) {

@@ -3,19 +3,37 @@
 const IPV4_PARTS = 4;
 const IPV6_GROUPS = 8;
 
-/** Parses dotted-quad IPv4 text; null if it is not exactly that (no leading zeros, 0-255). */
-export function parseIPv4(text: string): Uint8Array | null {
-  const parts = text.split(".");
-  if (parts.length !== IPV4_PARTS) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < IPV4_PARTS; i++) {
-    const p = parts[i]!;
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
-    const v = Number(p);
-    if (v > 255) return null;
-    out[i] = v;
+/** Parses dotted-quad IPv4 text to its 32-bit value; -1 unless exactly that (0-255, no leading zeros). */
+export function parseIPv4Number(text: string): number {
+  let value = 0;
+  let parts = 0;
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const start = i;
+    let octet = 0;
+    while (i < n) {
+      const c = text.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      octet = octet * 10 + c;
+      i++;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 3 || octet > 255 || (digits > 1 && text.charCodeAt(start) === 48)) return -1;
+    value = value * 256 + octet;
+    parts++;
+    if (i === n) break;
+    if (text.charCodeAt(i) !== 46 || parts === IPV4_PARTS) return -1;
+    i++;
+    if (i === n) return -1;
   }
-  return out;
+  return parts === IPV4_PARTS ? value : -1;
+}
+
+/** Parses dotted-quad IPv4 text to bytes; null if invalid. */
+export function parseIPv4(text: string): Uint8Array | null {
+  const v = parseIPv4Number(text);
+  return v < 0 ? null : Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
 }
 
 /** Parses IPv6 text (with `::` and an optional trailing dotted quad); null if invalid. */
@@ -86,6 +104,16 @@ export function formatIPv6(b: Uint8Array, off = 0): string {
 
 export function formatIP(version: number, b: Uint8Array, off = 0): string {
   return version === 4 ? formatIPv4(b, off) : formatIPv6(b, off);
+}
+
+/** An address value as bytes (network order), `len` 4 or 16. */
+export function bigIntToBytes(v: bigint, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  for (let i = len - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
 }
 
 /** Address bytes as an unsigned big integer (network order). */

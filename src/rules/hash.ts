@@ -6,10 +6,10 @@ const FNV_PRIME = 16777619;
 const PROFILE_MIX = 0x9e3779b1 | 0;
 const FINAL_MIX = 0x85ebca6b | 0;
 
-/** Hash of the name's bytes from last to first, seeded by profile, finished; never 0. */
-export function domainHash(profile: number, name: Uint8Array): number {
+/** Hash of bytes [off, off + len) from last to first, seeded by profile, finished; never 0. */
+export function domainHash(profile: number, bytes: Uint8Array, off = 0, len = bytes.length): number {
   let h = FNV_OFFSET ^ Math.imul(profile + 1, PROFILE_MIX);
-  for (let i = name.length - 1; i >= 0; i--) h = Math.imul(h ^ name[i]!, FNV_PRIME);
+  for (let i = off + len - 1; i >= off; i--) h = Math.imul(h ^ bytes[i]!, FNV_PRIME);
   h ^= h >>> 16;
   h = Math.imul(h, FINAL_MIX);
   h ^= h >>> 13;

@@ -7,9 +7,8 @@
 import * as L from "../../assembly/shared/layout.js";
 import * as E from "../../assembly/shared/events.js";
 import { RuleCompileError } from "../core/errors.js";
-import { formatIP } from "../core/ip.js";
 import { domainHash, filterBit } from "./hash.js";
-import { buildIntervals, prefixRange, type Intervals, type Prefix } from "./intervals.js";
+import { buildIntervals, prefixRange, V4, V6, type Addr, type Intervals, type Prefix, type Space } from "./intervals.js";
 import type { DefaultAction, Profile, Rule, Ruleset } from "./types.js";
 
 const V4_BITS = 32;
@@ -69,29 +68,29 @@ class Buf {
   }
 }
 
-/** Rule lists, deduplicated; offsets relative to the lists section (0 is the empty list). */
+/**
+ * Rule lists; offsets relative to the lists section (0 is the empty list). Lists are not
+ * deduplicated beyond the empty one: each is written once per prefix or domain entry anyway,
+ * and keying a million lists costs more than the few megabytes they share.
+ */
 class ListPool {
   readonly buf = new Buf();
-  private readonly seen = new Map<string, number>();
   constructor() {
-    this.add([]);
+    this.buf.reserve(WORD);
   }
   add(ids: number[]): number {
-    const key = ids.join(",");
-    const hit = this.seen.get(key);
-    if (hit !== undefined) return hit;
+    if (ids.length === 0) return 0;
     const off = this.buf.reserve(WORD * (1 + ids.length));
     this.buf.u32(off + L.LIST_COUNT, ids.length);
-    ids.forEach((id, i) => this.buf.u32(off + L.LIST_IDS + i * WORD, id));
-    this.seen.set(key, off);
+    for (let i = 0; i < ids.length; i++) this.buf.u32(off + L.LIST_IDS + i * WORD, ids[i]!);
     return off;
   }
 }
 
 export interface CompiledImage {
   bytes: Uint8Array;
-  /** Global rule id -> where it came from, to explain verdicts. */
-  rules: { profile: string; line: number; text: string }[];
+  /** Global rule id -> the rule (profile, line, text), to explain verdicts. */
+  rules: Rule[];
   profiles: string[];
   stats: { rules: number; profiles: number; domainEntries: number; intervals4: number; intervals6: number; bytes: number };
 }
@@ -117,6 +116,14 @@ interface DomainEntry {
   sub: number[];
 }
 
+/** start <= the bucket start (whose bits below the top 32 are zero)? */
+function startsAtOrBefore<K extends Addr>(start: K, top: (s: K) => number, bucketTop: number, bits: number): boolean {
+  const t = top(start);
+  if (t !== bucketTop) return t < bucketTop;
+  // Same top 32 bits: only a start with nothing set below them is at the bucket start.
+  return bits === 32 || ((start as bigint) & ((1n << BigInt(bits - 32)) - 1n)) === 0n;
+}
+
 export function compileRuleset(ruleset: Ruleset): CompiledImage {
   const profiles = ruleset.profiles;
   if (profiles.length === 0) throw new RuleCompileError("a ruleset needs at least one profile");
@@ -124,12 +131,12 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
   const fallback = VERDICT_OF[ruleset.fallback];
 
   // Global rule ids in profile order.
-  const ruleRefs: CompiledImage["rules"] = [];
+  const ruleRefs: Rule[] = [];
   const all: { rule: Rule; profile: number }[] = [];
   profiles.forEach((p, pi) => {
     for (const rule of p.rules) {
       all.push({ rule, profile: pi });
-      ruleRefs.push({ profile: p.name, line: rule.line, text: rule.text });
+      ruleRefs.push(rule);
     }
   });
   const unconditional = (id: number) => {
@@ -139,27 +146,33 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
 
   const lists = new ListPool();
   const domains = new Map<string, DomainEntry>();
-  const tables: { v4: Intervals | null; v6: Intervals | null; ndomain: number }[] = [];
+  const tables: { v4: Intervals<number> | null; v6: Intervals<bigint> | null; ndomain: number }[] = [];
   let id = 0;
   for (let pi = 0; pi < profiles.length; pi++) {
     const p = profiles[pi]!;
-    const byPrefix = new Map<string, Prefix<number[]> & { version: 4 | 6 }>();
+    // Rules on the same prefix share one entry; keys are the prefix's start and length.
+    const by4 = new Map<number, Prefix<number, number[]>>();
+    const by6 = new Map<string, Prefix<bigint, number[]>>();
     let ndomain = 0;
-    const addPrefix = (version: 4 | 6, addr: Uint8Array, length: number, rid: number) => {
-      const key = `${version}|${length}|${formatIP(version, addr)}`;
-      let e = byPrefix.get(key);
-      if (!e) {
-        e = { ...prefixRange(addr, length), length, payload: [], version };
-        byPrefix.set(key, e);
+    const addPrefix = (version: 4 | 6, addr: bigint, length: number, rid: number) => {
+      if (version === 4) {
+        const key = Number(addr) * 64 + length;
+        let e = by4.get(key);
+        if (!e) by4.set(key, (e = { ...prefixRange(V4, addr, length), length, payload: [] }));
+        e.payload.push(rid);
+      } else {
+        const key = `${addr.toString(16)}/${length}`;
+        let e = by6.get(key);
+        if (!e) by6.set(key, (e = { ...prefixRange(V6, addr, length), length, payload: [] }));
+        e.payload.push(rid);
       }
-      e.payload.push(rid);
     };
     for (const rule of p.rules) {
       const rid = id++;
       const ent = rule.entity;
       if (ent.kind === "any") {
-        addPrefix(4, new Uint8Array(4), 0, rid);
-        addPrefix(6, new Uint8Array(16), 0, rid);
+        addPrefix(4, 0n, 0, rid);
+        addPrefix(6, 0n, 0, rid);
       } else if (ent.kind === "ip" || ent.kind === "cidr") {
         addPrefix(ent.version, ent.addr, ent.prefix, rid);
       } else if ("name" in ent) {
@@ -174,25 +187,24 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
         if (ent.kind === "subdomains" || ent.kind === "tree") d.sub.push(rid);
       }
     }
-    const ruleTable = (version: 4 | 6): Intervals | null => {
-      const prefixes = [...byPrefix.values()].filter((e) => e.version === version);
+    const ruleTable = <K extends Addr>(space: Space<K>, prefixes: Prefix<K, number[]>[]): Intervals<K> | null => {
       if (prefixes.length === 0) return null;
-      return buildIntervals<number[], { ids: number[]; list: number }>(
+      return buildIntervals<K, number[], { ids: number[]; list: number }>(
+        space,
         prefixes,
-        version === 4 ? V4_BITS : V6_BITS,
         0,
         (parent, pre) => {
           const ids = mergeIds(parent ? parent.ids : [], pre.payload, unconditional);
           return { ids, list: lists.add(ids) };
         },
-        (s) => s.list,
+        (st) => st.list,
       );
     };
-    tables.push({ v4: ruleTable(4), v6: ruleTable(6), ndomain });
+    tables.push({ v4: ruleTable(V4, [...by4.values()]), v6: ruleTable(V6, [...by6.values()]), ndomain });
   }
 
   // Source bindings: the longest bound prefix decides; the same prefix in two profiles is an error.
-  const bindings = new Map<string, Prefix<number> & { version: 4 | 6; line: number }>();
+  const bindings = new Map<string, { version: 4 | 6; addr: bigint; length: number; profile: number; line: number }>();
   const macs = new Map<string, { mac: Uint8Array; profile: number; line: number }>();
   profiles.forEach((p: Profile, pi) => {
     for (const s of p.sources) {
@@ -205,21 +217,23 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
         macs.set(key, { mac: s.mac, profile: pi, line: s.line });
         continue;
       }
-      const key = `${s.version}|${s.prefix}|${formatIP(s.version, s.addr)}`;
+      const key = `${s.version}|${s.prefix}|${s.addr.toString(16)}`;
       const prev = bindings.get(key);
-      if (prev && prev.payload !== pi) {
-        throw new RuleCompileError(`source on line ${s.line} is already bound to profile "${profiles[prev.payload]!.name}" (line ${prev.line})`, { line: s.line });
+      if (prev && prev.profile !== pi) {
+        throw new RuleCompileError(`source on line ${s.line} is already bound to profile "${profiles[prev.profile]!.name}" (line ${prev.line})`, { line: s.line });
       }
-      bindings.set(key, { ...prefixRange(s.addr, s.prefix), length: s.prefix, payload: pi, version: s.version, line: s.line });
+      bindings.set(key, { version: s.version, addr: s.addr, length: s.prefix, profile: pi, line: s.line });
     }
   });
-  const bindTable = (version: 4 | 6): Intervals | null => {
-    const prefixes = [...bindings.values()].filter((b) => b.version === version);
+  const bindTable = <K extends Addr>(space: Space<K>, version: 4 | 6): Intervals<K> | null => {
+    const prefixes: Prefix<K, number>[] = [...bindings.values()]
+      .filter((b) => b.version === version)
+      .map((b) => ({ ...prefixRange(space, b.addr, b.length), length: b.length, payload: b.profile }));
     if (prefixes.length === 0) return null;
-    return buildIntervals<number, number>(prefixes, version === 4 ? V4_BITS : V6_BITS, 0, (_parent, pre) => pre.payload + 1, (s) => s);
+    return buildIntervals<K, number, number>(space, prefixes, 0, (_parent, pre) => pre.payload + 1, (st) => st);
   };
-  const bind4 = bindTable(4);
-  const bind6 = bindTable(6);
+  const bind4 = bindTable(V4, 4);
+  const bind6 = bindTable(V6, 6);
 
   // Layout.
   const img = new Buf();
@@ -240,12 +254,12 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
   // Every list must exist before the lists section is copied: register the domain lists now.
   const entries = [...domains.values()];
   const domainLists = entries.map((d) => ({ self: lists.add(d.self), sub: lists.add(d.sub) }));
+  let poolBytes = 0;
+  for (const d of entries) poolBytes += d.name.length; // validated ASCII: one byte per character
   const listsOff = img.reserve(lists.buf.length);
   img.bytes.set(lists.buf.bytes.subarray(0, lists.buf.length), listsOff);
 
-  const encoder = new TextEncoder();
-  const names = entries.map((d) => encoder.encode(d.name));
-  const poolOff = img.reserve(names.reduce((n, b) => n + b.length, 0));
+  const poolOff = img.reserve(poolBytes);
   let slotCount = DOMAIN_MIN_SLOTS;
   while (slotCount < entries.length * DOMAIN_LOAD_INV) slotCount *= 2;
   const slotsOff = img.reserve(slotCount * L.DOM_SLOT_SIZE);
@@ -254,9 +268,9 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
   const filterOff = img.reserve(filterBits / 8);
   let poolPos = poolOff;
   entries.forEach((d, i) => {
-    const name = names[i]!;
-    img.bytes.set(name, poolPos);
-    const h = domainHash(d.profile, name);
+    const name = d.name;
+    for (let c = 0; c < name.length; c++) img.bytes[poolPos + c] = name.charCodeAt(c);
+    const h = domainHash(d.profile, img.bytes, poolPos, name.length);
     const bit = filterBit(h) & (filterBits - 1);
     img.u8(filterOff + (bit >>> 3), img.bytes[filterOff + (bit >>> 3)]! | (1 << (bit & 7)));
     let s = h & (slotCount - 1);
@@ -271,7 +285,7 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
     poolPos += name.length;
   });
 
-  const writeTable = (t: Intervals | null, bits: number, valueBase: number): number => {
+  const writeTable = <K extends Addr>(t: Intervals<K> | null, bits: number, valueBase: number): number => {
     if (!t) return 0;
     const n = t.starts.length;
     const v6 = bits === V6_BITS;
@@ -292,17 +306,18 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
     for (let i = 0; i < n; i++) {
       const s = t.starts[i]!;
       const e = base + entriesRel + (i << entryShift);
-      for (let w = 0; w < wordsPerStart; w++) {
-        img.u32(e + w * WORD, Number((s >> BigInt(32 * (wordsPerStart - 1 - w))) & mask32));
-      }
+      if (typeof s === "number") img.u32(e, s);
+      else for (let w = 0; w < wordsPerStart; w++) img.u32(e + w * WORD, Number(((s as bigint) >> BigInt(32 * (wordsPerStart - 1 - w))) & mask32));
       img.u32(e + valueRel, t.values[i]! + valueBase);
     }
     if (kbits > 0) {
-      const shift = BigInt(bits - kbits);
+      // Bucket b starts at b << (bits - kbits): compare through the top 32 bits only.
+      const top = (s: K) => (typeof s === "number" ? s : Number((s as bigint) >> BigInt(bits - 32)));
+      const shift = 32 - kbits;
       let j = 0;
       for (let b = 0; b < buckets; b++) {
-        const bucketStart = BigInt(b) << shift;
-        while (j + 1 < n && t.starts[j + 1]! <= bucketStart) j++;
+        const bucketStart = b * 2 ** shift;
+        while (j + 1 < n && startsAtOrBefore(t.starts[j + 1]!, top, bucketStart, bits)) j++;
         img.u32(base + L.IT_INDEX + b * WORD, j);
       }
       img.u32(base + L.IT_INDEX + buckets * WORD, n - 1);

@@ -17,7 +17,7 @@
 // a valid rule is never dropped.
 
 import { RuleSyntaxError, type RuleProblem } from "../core/errors.js";
-import { parseIPv4, parseIPv6, parseMAC } from "../core/ip.js";
+import { parseIPv4Number, parseIPv6, parseMAC, bytesToBigInt } from "../core/ip.js";
 import type { DefaultAction, Entity, Profile, Rule, RuleAction, Ruleset, Source } from "./types.js";
 
 const PROTOCOLS: Record<string, number> = {
@@ -40,7 +40,6 @@ const PORT_MAX = 65535;
 const PROTO_MAX = 255;
 const DOMAIN_MAX = 253;
 const LABEL_MAX = 63;
-const LABEL_RE = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$/;
 const PROFILE_NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const ENTITY_HELP = "a domain (example.com, *.example.com, .example.com), an IP, a CIDR or *";
 const DEFAULT_PROFILE = "default";
@@ -86,13 +85,19 @@ class Problems {
 }
 
 /** Parses an address or prefix: `10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`. */
-export function parseAddress(text: string): { version: 4 | 6; addr: Uint8Array; prefix: number; cidr: boolean } | string {
+export function parseAddress(text: string): { version: 4 | 6; addr: bigint; prefix: number; cidr: boolean } | string {
   const slash = text.indexOf("/");
   const host = slash < 0 ? text : text.slice(0, slash);
-  const v4 = parseIPv4(host);
-  const addr = v4 ?? parseIPv6(host);
-  if (!addr) return `"${host}" is not an IP address`;
-  const version: 4 | 6 = v4 ? 4 : 6;
+  let version: 4 | 6 = 4;
+  let addr: bigint;
+  const v4 = parseIPv4Number(host);
+  if (v4 >= 0) addr = BigInt(v4);
+  else {
+    const v6 = parseIPv6(host);
+    if (!v6) return `"${host}" is not an IP address`;
+    version = 6;
+    addr = bytesToBigInt(v6);
+  }
   const bits = version === 4 ? 32 : 128;
   if (slash < 0) return { version, addr, prefix: bits, cidr: false };
   const ptext = text.slice(slash + 1);
@@ -101,22 +106,40 @@ export function parseAddress(text: string): { version: 4 | 6; addr: Uint8Array; 
   }
   const prefix = Number(ptext);
   // Host bits set under the mask are almost always a typo for a different network: refuse them.
-  for (let bit = prefix; bit < bits; bit++) {
-    if ((addr[bit >> 3]! >> (7 - (bit & 7))) & 1) return `${text} has host bits set beyond /${prefix}`;
-  }
+  if ((addr & ((1n << BigInt(bits - prefix)) - 1n)) !== 0n) return `${text} has host bits set beyond /${prefix}`;
   return { version, addr, prefix, cidr: true };
+}
+
+const CH_DOT = 46;
+const CH_DASH = 45;
+const CH_UNDERSCORE = 95;
+const CH_STAR = 42;
+
+function isLabelChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === CH_DASH || c === CH_UNDERSCORE;
 }
 
 /** Validates a domain (lower-cased, trailing dot removed); returns an error message or null. */
 function domainProblem(name: string): string | null {
   if (name.length === 0) return "empty domain";
   if (name.length > DOMAIN_MAX) return `domain longer than ${DOMAIN_MAX} characters`;
-  if (/[^\x21-\x7e]/.test(name)) return "non-ASCII domain: write it in punycode (xn--...)";
-  if (name.includes("*")) return "`*` is only allowed as a leading `*.` label or alone";
-  for (const label of name.split(".")) {
-    if (label.length === 0) return "empty label (two dots in a row)";
-    if (label.length > LABEL_MAX) return `label "${label.slice(0, 16)}..." longer than ${LABEL_MAX} characters`;
-    if (!LABEL_RE.test(label)) return `label "${label}" has characters a host name cannot have`;
+  let start = 0;
+  for (let i = 0; i <= name.length; i++) {
+    const c = i < name.length ? name.charCodeAt(i) : CH_DOT;
+    if (c === CH_DOT) {
+      const len = i - start;
+      if (len === 0) return "empty label (two dots in a row)";
+      if (len > LABEL_MAX) return `label "${name.slice(start, start + 16)}..." longer than ${LABEL_MAX} characters`;
+      if (name.charCodeAt(start) === CH_DASH || name.charCodeAt(i - 1) === CH_DASH) {
+        return `label "${name.slice(start, i)}" starts or ends with a hyphen`;
+      }
+      start = i + 1;
+      continue;
+    }
+    if (isLabelChar(c)) continue;
+    if (c > 0x7e || c < 0x21) return "non-ASCII domain: write it in punycode (xn--...)";
+    if (c === CH_STAR) return "`*` is only allowed as a leading `*.` label or alone";
+    return `label "${name.slice(start, name.indexOf(".", start) < 0 ? undefined : name.indexOf(".", start))}" has characters a host name cannot have`;
   }
   return null;
 }
@@ -215,7 +238,7 @@ function parseRuleTokens(toks: Token[], lineNo: number, text: string, problems: 
     return null;
   }
   if (!entity || !ports) return null;
-  return { line: lineNo, text, action, entity, ...ports };
+  return { profile: problems.profile ?? DEFAULT_PROFILE, line: lineNo, text, action, entity, ...ports };
 }
 
 /**

@@ -6,10 +6,12 @@ export type RuleAction = "allow" | "block";
 
 export type Entity =
   | { kind: "any" }
-  | { kind: "ip" | "cidr"; version: 4 | 6; addr: Uint8Array; prefix: number }
+  | { kind: "ip" | "cidr"; version: 4 | 6; addr: bigint; prefix: number }
   | { kind: "domain" | "subdomains" | "tree"; name: string };
 
 export interface Rule {
+  /** The profile the rule belongs to. */
+  profile: string;
   /** 1-based line in the text it came from: every verdict names it. */
   line: number;
   text: string;
@@ -23,7 +25,7 @@ export interface Rule {
 }
 
 export type Source =
-  | { kind: "ip" | "cidr"; version: 4 | 6; addr: Uint8Array; prefix: number; line: number }
+  | { kind: "ip" | "cidr"; version: 4 | 6; addr: bigint; prefix: number; line: number }
   | { kind: "mac"; mac: Uint8Array; line: number };
 
 export interface Profile {
