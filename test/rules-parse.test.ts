@@ -74,7 +74,7 @@ describe("rule parsing: valid rules", () => {
     assert.deepEqual([rules[2]!.proto, rules[2]!.hasPort, rules[2]!.portLo, rules[2]!.portHi], [17, true, 53, 53]);
     const cidr = rules[3]!.entity;
     assert.ok(cidr.kind === "cidr");
-    assert.deepEqual([cidr.version, cidr.prefix, cidr.addr], [4, 8, 0x0a000000n]);
+    assert.deepEqual([cidr.version, cidr.prefix, cidr.addr], [4, 8, 0x0a000000]);
     assert.deepEqual([rules[3]!.proto, rules[3]!.hasPort, rules[3]!.portLo, rules[3]!.portHi], [6, true, 80, 80]);
     assert.deepEqual([rules[4]!.proto, rules[4]!.hasPort], [0, false]);
     const v6 = rules[4]!.entity;

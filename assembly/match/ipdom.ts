@@ -7,11 +7,11 @@
 import { ld8, ldh16, ldh32, st8, sth32, sth16, copy, copy4, copy16, ltu, mul32, shru, atomicLoad32, atomicStore32, atomicCas32 } from "../core/mem";
 import {
   IPD_NSETS, IPD_HDR_SIZE, IPD_WAYS, IPD_TAG_SIZE, IPD_TAG_SHIFT, IPD_SET_TAGS, IPD_SEQ, IPD_EXPIRY, IPD_HASH,
-  IPD_VER, IPD_NAMELEN, IPD_ADDR, IPD_NAME, IPD_ENTRY_SIZE, IPD_MIN_TTL, IPD_MAX_TTL, REC_FLAGS,
+  IPD_VER, IPD_NAMELEN, IPD_ADDR, IPD_NAME, IPD_ENTRY_SIZE, IPD_MIN_TTL, IPD_MAX_TTL, REC_FLAGS, REC_ANOMALY,
   REC_NAME, REC_NAMELEN, REC_NAMESRC, REC_DNS_NANS, REC_ANS, ANS_TYPE, ANS_TTL, ANS_DATA, ANS_SIZE,
   NAME_MAX,
 } from "../shared/layout";
-import { PF_HAS_NAME, NS_IPDOM } from "../shared/events";
+import { PF_HAS_NAME, NS_IPDOM, AN_DNS_BAD_NAME } from "../shared/events";
 
 const ADDR_MIX = -1640531535; // 0x9e3779b1 as i32
 const DNS_TYPE_A = 1;
@@ -119,8 +119,12 @@ export function ipdomPut(ipd: i32, ver: i32, addr: i32, name: i32, len: i32, exp
   return 1;
 }
 
-/** Feeds every A / AAAA answer of a decoded DNS response into the table, under its question name. */
+/**
+ * Feeds every A / AAAA answer of a decoded DNS response into the table, under its question
+ * name. A response with a malformed name teaches nothing: its answers cannot be trusted.
+ */
 export function ipdomLearn(ipd: i32, rec: i32, now: i32): i32 {
+  if ((ldh32(rec + REC_ANOMALY) & AN_DNS_BAD_NAME) != 0) return 0;
   const n = ld8(rec + REC_DNS_NANS);
   const len = ldh16(rec + REC_NAMELEN);
   if (len == 0 || len >= NAME_MAX) return 0;

@@ -39,7 +39,7 @@ function remote(rng: Rng, rules: BenchRules, v6: boolean): Uint8Array {
     a[a.length - 1] = rng.int(256);
     return a;
   }
-  return v6 ? Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, ...rng.bytes(12)]) : Uint8Array.from([1 + rng.int(222), rng.int(256), rng.int(256), 1 + rng.int(254)]);
+  return v6 ? Uint8Array.from([0x20 + rng.int(16), ...rng.bytes(15)]) : Uint8Array.from([1 + rng.int(222), rng.int(256), rng.int(256), 1 + rng.int(254)]);
 }
 
 function name(rng: Rng, rules: BenchRules): string {

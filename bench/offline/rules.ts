@@ -13,8 +13,9 @@ export interface BenchRules {
 }
 
 const TLDS = ["com", "net", "org", "io", "de", "co.uk", "fr", "ru", "cn", "info"];
-const V4_LENGTHS = [8, 12, 16, 20, 24, 24, 24, 24, 28, 32, 32, 32, 32];
-const V6_LENGTHS = [32, 40, 48, 48, 56, 64, 64, 64, 128, 128];
+// Prefix lengths as IP blocklists have them: mostly /24 and single hosts, a few wide networks.
+const V4_LENGTHS = [12, 16, 20, 22, 24, 24, 24, 24, 28, 32, 32, 32, 32, 32];
+const V6_LENGTHS = [32, 48, 48, 56, 64, 64, 64, 128, 128, 128];
 const PORT_SPECS = ["", "", "", "", "TCP/443", "TCP/80", "UDP/53", "*/8000-8080"];
 const SAMPLE_MAX = 4096;
 
@@ -27,8 +28,8 @@ function v4Prefix(rng: Rng, len: number): string {
 }
 
 function v6Prefix(rng: Rng, len: number): string {
-  const groups: number[] = [0x2001, 0x0db8];
-  for (let i = 2; i < 8; i++) groups.push(rng.int(65536));
+  const groups: number[] = [0x2000 + rng.int(0x1000)];
+  for (let i = 1; i < 8; i++) groups.push(rng.int(65536));
   for (let bit = len; bit < 128; bit++) groups[bit >> 4]! &= ~(1 << (15 - (bit & 15)));
   const s = groups.map((g) => g.toString(16)).join(":");
   return len === 128 ? s : `${s}/${len}`;

@@ -129,3 +129,20 @@ export function parseMAC(text: string): Uint8Array | null {
   if (!m) return null;
   return Uint8Array.from([m[1], m[3], m[4], m[5], m[6], m[7]].map((h) => parseInt(h!, 16)));
 }
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** 16 address bytes as 32 lower-case hex digits. */
+export function bytesToHex(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i++) s += HEX[b[i]!];
+  return s;
+}
+
+/** 32 hex digits (or a 32-bit number) back to address bytes. */
+export function addrToBytes(addr: number | string): Uint8Array {
+  if (typeof addr === "number") return Uint8Array.of(addr >>> 24, (addr >>> 16) & 0xff, (addr >>> 8) & 0xff, addr & 0xff);
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) out[i] = parseInt(addr.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}

@@ -10,7 +10,7 @@ import { readMatch, readRecord, type MatchInfo, type PacketInfo } from "./record
 import type { CompiledImage } from "../rules/image.js";
 import { parseAddress } from "../rules/parse.js";
 import { SluiceError } from "../core/errors.js";
-import { bigIntToBytes } from "../core/ip.js";
+import { addrToBytes } from "../core/ip.js";
 
 const INITIAL_PAGES = 64;
 const DEFAULT_IPDOM_SETS = 8192;
@@ -124,7 +124,7 @@ export class Engine {
     const bytes = new TextEncoder().encode(name.toLowerCase().replace(/\.$/, ""));
     if (bytes.length === 0 || bytes.length > L.NAME_MAX - 1) throw new SluiceError("INVALID_NAME", `"${name}" is not a domain name`);
     const u8 = this.arena.u8();
-    u8.set(bigIntToBytes(a.addr, a.version === 4 ? 4 : 16), this.scratchRec);
+    u8.set(addrToBytes(a.addr), this.scratchRec);
     u8.set(bytes, this.scratchName);
     return this.core.ipdomPut(this.ipdom, a.version, this.scratchRec, this.scratchName, bytes.length, now + ttl, now) === 1;
   }

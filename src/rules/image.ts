@@ -8,8 +8,8 @@ import * as L from "../../assembly/shared/layout.js";
 import * as E from "../../assembly/shared/events.js";
 import { RuleCompileError } from "../core/errors.js";
 import { domainHash, filterBit } from "./hash.js";
-import { buildIntervals, prefixRange, V4, V6, type Addr, type Intervals, type Prefix, type Space } from "./intervals.js";
-import type { DefaultAction, Profile, Rule, Ruleset } from "./types.js";
+import { buildIntervals, prefixKey, sortedByKey, V4, V6, type Intervals, type Prefix, type Space } from "./intervals.js";
+import type { AddrValue, DefaultAction, Profile, Rule, Ruleset } from "./types.js";
 
 const V4_BITS = 32;
 const V6_BITS = 128;
@@ -116,12 +116,14 @@ interface DomainEntry {
   sub: number[];
 }
 
-/** start <= the bucket start (whose bits below the top 32 are zero)? */
-function startsAtOrBefore<K extends Addr>(start: K, top: (s: K) => number, bucketTop: number, bits: number): boolean {
-  const t = top(start);
-  if (t !== bucketTop) return t < bucketTop;
-  // Same top 32 bits: only a start with nothing set below them is at the bucket start.
-  return bits === 32 || ((start as bigint) & ((1n << BigInt(bits - 32)) - 1n)) === 0n;
+const LOW_96_ZERO = "0".repeat(24);
+
+/** start <= a bucket start, given as its top 32 bits (the bits below them are zero)? */
+function startsAtOrBefore(start: AddrValue, bucketTop: number): boolean {
+  if (typeof start === "number") return start <= bucketTop;
+  const top = parseInt(start.slice(0, 8), 16);
+  if (top !== bucketTop) return top < bucketTop;
+  return start.slice(8) === LOW_96_ZERO;
 }
 
 export function compileRuleset(ruleset: Ruleset): CompiledImage {
@@ -146,24 +148,24 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
 
   const lists = new ListPool();
   const domains = new Map<string, DomainEntry>();
-  const tables: { v4: Intervals<number> | null; v6: Intervals<bigint> | null; ndomain: number }[] = [];
+  const tables: { v4: Intervals<number> | null; v6: Intervals<string> | null; ndomain: number }[] = [];
   let id = 0;
   for (let pi = 0; pi < profiles.length; pi++) {
     const p = profiles[pi]!;
     // Rules on the same prefix share one entry; keys are the prefix's start and length.
     const by4 = new Map<number, Prefix<number, number[]>>();
-    const by6 = new Map<string, Prefix<bigint, number[]>>();
+    const by6 = new Map<string, Prefix<string, number[]>>();
     let ndomain = 0;
-    const addPrefix = (version: 4 | 6, addr: bigint, length: number, rid: number) => {
-      if (version === 4) {
-        const key = Number(addr) * 64 + length;
+    const addPrefix = (addr: AddrValue, length: number, rid: number) => {
+      if (typeof addr === "number") {
+        const key = prefixKey(addr, length) as number;
         let e = by4.get(key);
-        if (!e) by4.set(key, (e = { ...prefixRange(V4, addr, length), length, payload: [] }));
+        if (!e) by4.set(key, (e = { ...V4.range(addr, length), length, payload: [] }));
         e.payload.push(rid);
       } else {
-        const key = `${addr.toString(16)}/${length}`;
+        const key = prefixKey(addr, length) as string;
         let e = by6.get(key);
-        if (!e) by6.set(key, (e = { ...prefixRange(V6, addr, length), length, payload: [] }));
+        if (!e) by6.set(key, (e = { ...V6.range(addr, length), length, payload: [] }));
         e.payload.push(rid);
       }
     };
@@ -171,10 +173,10 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
       const rid = id++;
       const ent = rule.entity;
       if (ent.kind === "any") {
-        addPrefix(4, 0n, 0, rid);
-        addPrefix(6, 0n, 0, rid);
+        addPrefix(V4.zero, 0, rid);
+        addPrefix(V6.zero, 0, rid);
       } else if (ent.kind === "ip" || ent.kind === "cidr") {
-        addPrefix(ent.version, ent.addr, ent.prefix, rid);
+        addPrefix(ent.addr, ent.prefix, rid);
       } else if ("name" in ent) {
         ndomain++;
         const key = `${pi}|${ent.name}`;
@@ -187,7 +189,7 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
         if (ent.kind === "subdomains" || ent.kind === "tree") d.sub.push(rid);
       }
     }
-    const ruleTable = <K extends Addr>(space: Space<K>, prefixes: Prefix<K, number[]>[]): Intervals<K> | null => {
+    const ruleTable = <K extends AddrValue>(space: Space<K>, prefixes: Prefix<K, number[]>[]): Intervals<K> | null => {
       if (prefixes.length === 0) return null;
       return buildIntervals<K, number[], { ids: number[]; list: number }>(
         space,
@@ -200,11 +202,11 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
         (st) => st.list,
       );
     };
-    tables.push({ v4: ruleTable(V4, [...by4.values()]), v6: ruleTable(V6, [...by6.values()]), ndomain });
+    tables.push({ v4: ruleTable(V4, sortedByKey(by4)), v6: ruleTable(V6, sortedByKey(by6)), ndomain });
   }
 
   // Source bindings: the longest bound prefix decides; the same prefix in two profiles is an error.
-  const bindings = new Map<string, { version: 4 | 6; addr: bigint; length: number; profile: number; line: number }>();
+  const bindings = new Map<string, { version: 4 | 6; addr: AddrValue; length: number; profile: number; line: number }>();
   const macs = new Map<string, { mac: Uint8Array; profile: number; line: number }>();
   profiles.forEach((p: Profile, pi) => {
     for (const s of p.sources) {
@@ -217,7 +219,7 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
         macs.set(key, { mac: s.mac, profile: pi, line: s.line });
         continue;
       }
-      const key = `${s.version}|${s.prefix}|${s.addr.toString(16)}`;
+      const key = `${s.version}|${s.prefix}|${s.addr}`;
       const prev = bindings.get(key);
       if (prev && prev.profile !== pi) {
         throw new RuleCompileError(`source on line ${s.line} is already bound to profile "${profiles[prev.profile]!.name}" (line ${prev.line})`, { line: s.line });
@@ -225,11 +227,14 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
       bindings.set(key, { version: s.version, addr: s.addr, length: s.prefix, profile: pi, line: s.line });
     }
   });
-  const bindTable = <K extends Addr>(space: Space<K>, version: 4 | 6): Intervals<K> | null => {
-    const prefixes: Prefix<K, number>[] = [...bindings.values()]
-      .filter((b) => b.version === version)
-      .map((b) => ({ ...prefixRange(space, b.addr, b.length), length: b.length, payload: b.profile }));
-    if (prefixes.length === 0) return null;
+  const bindTable = <K extends AddrValue>(space: Space<K>, version: 4 | 6): Intervals<K> | null => {
+    const byKey = new Map<number | string, Prefix<K, number>>();
+    for (const b of bindings.values()) {
+      if (b.version !== version) continue;
+      byKey.set(prefixKey(b.addr, b.length), { ...space.range(b.addr as K, b.length), length: b.length, payload: b.profile });
+    }
+    if (byKey.size === 0) return null;
+    const prefixes = sortedByKey(byKey as Map<string, Prefix<K, number>>);
     return buildIntervals<K, number, number>(space, prefixes, 0, (_parent, pre) => pre.payload + 1, (st) => st);
   };
   const bind4 = bindTable(V4, 4);
@@ -285,7 +290,7 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
     poolPos += name.length;
   });
 
-  const writeTable = <K extends Addr>(t: Intervals<K> | null, bits: number, valueBase: number): number => {
+  const writeTable = <K extends AddrValue>(t: Intervals<K> | null, bits: number, valueBase: number): number => {
     if (!t) return 0;
     const n = t.starts.length;
     const v6 = bits === V6_BITS;
@@ -302,22 +307,20 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
     img.u32(base + L.IT_COUNT, n);
     img.u32(base + L.IT_KBITS, kbits);
     img.u32(base + L.IT_ENTRIES, entriesRel);
-    const mask32 = 0xffffffffn;
     for (let i = 0; i < n; i++) {
       const s = t.starts[i]!;
       const e = base + entriesRel + (i << entryShift);
       if (typeof s === "number") img.u32(e, s);
-      else for (let w = 0; w < wordsPerStart; w++) img.u32(e + w * WORD, Number(((s as bigint) >> BigInt(32 * (wordsPerStart - 1 - w))) & mask32));
+      else for (let w = 0; w < wordsPerStart; w++) img.u32(e + w * WORD, parseInt(s.slice(w * 8, w * 8 + 8), 16));
       img.u32(e + valueRel, t.values[i]! + valueBase);
     }
     if (kbits > 0) {
-      // Bucket b starts at b << (bits - kbits): compare through the top 32 bits only.
-      const top = (s: K) => (typeof s === "number" ? s : Number((s as bigint) >> BigInt(bits - 32)));
+      // Bucket b starts at b << (bits - kbits): compare through the top 32 bits, then the rest.
       const shift = 32 - kbits;
       let j = 0;
       for (let b = 0; b < buckets; b++) {
-        const bucketStart = b * 2 ** shift;
-        while (j + 1 < n && startsAtOrBefore(t.starts[j + 1]!, top, bucketStart, bits)) j++;
+        const bucketTop = b * 2 ** shift;
+        while (j + 1 < n && startsAtOrBefore(t.starts[j + 1]!, bucketTop)) j++;
         img.u32(base + L.IT_INDEX + b * WORD, j);
       }
       img.u32(base + L.IT_INDEX + buckets * WORD, n - 1);

@@ -17,8 +17,8 @@
 // a valid rule is never dropped.
 
 import { RuleSyntaxError, type RuleProblem } from "../core/errors.js";
-import { parseIPv4Number, parseIPv6, parseMAC, bytesToBigInt } from "../core/ip.js";
-import type { DefaultAction, Entity, Profile, Rule, RuleAction, Ruleset, Source } from "./types.js";
+import { parseIPv4Number, parseIPv6, parseMAC, bytesToHex } from "../core/ip.js";
+import type { AddrValue, DefaultAction, Entity, Profile, Rule, RuleAction, Ruleset, Source } from "./types.js";
 
 const PROTOCOLS: Record<string, number> = {
   icmp: 1,
@@ -85,18 +85,16 @@ class Problems {
 }
 
 /** Parses an address or prefix: `10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`. */
-export function parseAddress(text: string): { version: 4 | 6; addr: bigint; prefix: number; cidr: boolean } | string {
+export function parseAddress(text: string): { version: 4 | 6; addr: AddrValue; prefix: number; cidr: boolean } | string {
   const slash = text.indexOf("/");
   const host = slash < 0 ? text : text.slice(0, slash);
   let version: 4 | 6 = 4;
-  let addr: bigint;
-  const v4 = parseIPv4Number(host);
-  if (v4 >= 0) addr = BigInt(v4);
-  else {
+  let addr: AddrValue = parseIPv4Number(host);
+  if (addr < 0) {
     const v6 = parseIPv6(host);
     if (!v6) return `"${host}" is not an IP address`;
     version = 6;
-    addr = bytesToBigInt(v6);
+    addr = bytesToHex(v6);
   }
   const bits = version === 4 ? 32 : 128;
   if (slash < 0) return { version, addr, prefix: bits, cidr: false };
@@ -106,8 +104,16 @@ export function parseAddress(text: string): { version: 4 | 6; addr: bigint; pref
   }
   const prefix = Number(ptext);
   // Host bits set under the mask are almost always a typo for a different network: refuse them.
-  if ((addr & ((1n << BigInt(bits - prefix)) - 1n)) !== 0n) return `${text} has host bits set beyond /${prefix}`;
+  if (hasHostBits(addr, prefix)) return `${text} has host bits set beyond /${prefix}`;
   return { version, addr, prefix, cidr: true };
+}
+
+function hasHostBits(addr: AddrValue, prefix: number): boolean {
+  if (typeof addr === "number") return prefix < 32 && addr % 2 ** (32 - prefix) !== 0;
+  const nib = prefix >> 2;
+  if (prefix & 3 && parseInt(addr[nib]!, 16) & ((1 << (4 - (prefix & 3))) - 1)) return true;
+  for (let i = nib + ((prefix & 3) === 0 ? 0 : 1); i < 32; i++) if (addr[i] !== "0") return true;
+  return false;
 }
 
 const CH_DOT = 46;

@@ -4,9 +4,13 @@
 export type DefaultAction = "allow" | "block" | "drop" | "ask";
 export type RuleAction = "allow" | "block";
 
+/** An address: IPv4 as its 32-bit value, IPv6 as 32 lower-case hex digits (fixed width, so
+ * string order is address order, and no BigInt is needed on the compile path). */
+export type AddrValue = number | string;
+
 export type Entity =
   | { kind: "any" }
-  | { kind: "ip" | "cidr"; version: 4 | 6; addr: bigint; prefix: number }
+  | { kind: "ip" | "cidr"; version: 4 | 6; addr: AddrValue; prefix: number }
   | { kind: "domain" | "subdomains" | "tree"; name: string };
 
 export interface Rule {
@@ -25,7 +29,7 @@ export interface Rule {
 }
 
 export type Source =
-  | { kind: "ip" | "cidr"; version: 4 | 6; addr: bigint; prefix: number; line: number }
+  | { kind: "ip" | "cidr"; version: 4 | 6; addr: AddrValue; prefix: number; line: number }
   | { kind: "mac"; mac: Uint8Array; line: number };
 
 export interface Profile {
