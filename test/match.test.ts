@@ -14,7 +14,7 @@ const NOW = 1_700_000_000;
 const LAN4 = "192.168.1.10";
 const LAN6 = "fd00::10";
 
-type VerdictName = "accept" | "block" | "drop" | "undecided";
+type VerdictName = "accept" | "block" | "drop" | "undecided" | "pass-once";
 type ByName = "default" | "ip" | "domain" | "ipdom";
 const VERDICT_NAMES: Record<number, VerdictName> = {
   [E.VERDICT_UNDECIDED]: "undecided",
@@ -78,7 +78,9 @@ function load(core: "wasm" | "twin", text: string): Loaded {
     evaluate,
     decide(pkt, options) {
       const v = evaluate(pkt, options);
-      return { verdict: VERDICT_NAMES[v.verdict] ?? "undecided", by: BY_NAMES[v.matchBy] ?? "default", line: v.line };
+      // A provisional accept holds for this packet only (the connection waits for a name).
+      const verdict = (v.packet.flags & E.PF_PROVISIONAL) !== 0 ? "pass-once" : (VERDICT_NAMES[v.verdict] ?? "undecided");
+      return { verdict, by: BY_NAMES[v.matchBy] ?? "default", line: v.line };
     },
     profileOf(pkt, options) {
       return image.profiles[evaluate(pkt, options).profile]!;
@@ -91,6 +93,8 @@ function load(core: "wasm" | "twin", text: string): Loaded {
 
 const d = (verdict: VerdictName, by: ByName, line: number): Decision => ({ verdict, by, line });
 const DEFAULT_ACCEPT = d("accept", "default", 0);
+/** A bare TCP packet in a profile with domain rules and no name known: passes, decided later. */
+const PASS_ONCE = d("pass-once", "default", 0);
 
 function mac(text: string): Uint8Array {
   return Uint8Array.from(text.split(/[:-]/).map((h) => parseInt(h, 16)));
@@ -120,7 +124,7 @@ for (const core of ["wasm", "twin"] as const) {
       assert.deepEqual(r.decide(http("badexample.com")), DEFAULT_ACCEPT);
       assert.deepEqual(r.decide(http("example.com.evil.net")), DEFAULT_ACCEPT);
       assert.deepEqual(r.decide(http("example.co")), DEFAULT_ACCEPT);
-      assert.deepEqual(r.decide(syn("93.184.216.34", 80)), DEFAULT_ACCEPT, "a packet without a name");
+      assert.deepEqual(r.decide(syn("93.184.216.34", 80)), PASS_ONCE, "a packet without a name");
     });
 
     it("blocks a subdomain through a *.example.com rule, at any depth, but not the domain itself", () => {
@@ -540,7 +544,16 @@ for (const core of ["wasm", "twin"] as const) {
       assert.deepEqual(r.decide(http("example.com", "93.184.216.34")), d("accept", "domain", 1));
       assert.deepEqual(r.decide(tls("example.com", "93.184.216.34")), d("accept", "domain", 1));
       assert.deepEqual(r.decide(http("other.example", "93.184.216.34")), d("block", "ip", 2));
-      assert.deepEqual(r.decide(syn("93.184.216.34")), d("block", "ip", 2));
+      // A SYN names nothing yet and the domain rule comes first: it passes, the connection waits.
+      assert.deepEqual(r.decide(syn("93.184.216.34")), d("pass-once", "ip", 2));
+    });
+
+    it("decides a bare TCP packet at once when a rule before every domain rule applies", () => {
+      const r = load(core, "- 10.0.0.0/8\n+ example.com\n- *");
+      assert.deepEqual(r.decide(syn("10.1.2.3")), d("block", "ip", 1));
+      assert.deepEqual(r.decide(syn("93.184.216.34")), d("pass-once", "ip", 3));
+      const noDomains = load(core, "- 10.0.0.0/8\n+ *");
+      assert.deepEqual(noDomains.decide(syn("93.184.216.34")), d("accept", "ip", 2));
     });
 
     it("lets an earlier IP rule beat a later domain rule", () => {
@@ -560,7 +573,7 @@ for (const core of ["wasm", "twin"] as const) {
       const r = load(core, "- 93.184.216.34 TCP/443\n+ example.com\n- 93.184.216.0/24");
       assert.deepEqual(r.decide(http("example.com", "93.184.216.34", 80)), d("accept", "domain", 2));
       assert.deepEqual(r.decide(tls("example.com", "93.184.216.34", 443)), d("block", "ip", 1));
-      assert.deepEqual(r.decide(syn("93.184.216.34", 80)), d("block", "ip", 3));
+      assert.deepEqual(r.decide(syn("93.184.216.34", 80)), d("pass-once", "ip", 3));
     });
 
     it("orders domain rules on different levels of one name by text order", () => {
@@ -587,7 +600,7 @@ for (const core of ["wasm", "twin"] as const) {
       const domainFirst = load(core, "+ *.cdn.example\n- 198.51.100.0/24\ndefault drop");
       domainFirst.learn("198.51.100.20", "img.cdn.example");
       assert.deepEqual(domainFirst.decide(syn("198.51.100.20")), d("accept", "ipdom", 1));
-      assert.deepEqual(domainFirst.decide(syn("198.51.100.21")), d("block", "ip", 2));
+      assert.deepEqual(domainFirst.decide(syn("198.51.100.21")), d("pass-once", "ip", 2));
       const ipFirst = load(core, "- 198.51.100.0/24\n+ *.cdn.example\ndefault drop");
       ipFirst.learn("198.51.100.20", "img.cdn.example");
       assert.deepEqual(ipFirst.decide(syn("198.51.100.20")), d("block", "ip", 1));
@@ -604,10 +617,10 @@ for (const core of ["wasm", "twin"] as const) {
       assert.equal(v.packet.name, "ads.example.net");
       assert.equal(v.packet.nameSource, "ipdom");
       assert.deepEqual(r.decide(syn("198.51.100.20")), d("block", "ipdom", 1));
-      assert.deepEqual(r.decide(syn("198.51.100.21")), DEFAULT_ACCEPT);
+      assert.deepEqual(r.decide(syn("198.51.100.21")), PASS_ONCE);
       r.learn("2001:db8::20", "v6.example.net");
       assert.deepEqual(r.decide(syn("2001:db8::20")), d("block", "ipdom", 1));
-      assert.deepEqual(r.decide(syn("2001:db8::21")), DEFAULT_ACCEPT);
+      assert.deepEqual(r.decide(syn("2001:db8::21")), PASS_ONCE);
     });
 
     it("learns names case-insensitively and without a trailing dot", () => {
@@ -620,7 +633,7 @@ for (const core of ["wasm", "twin"] as const) {
       const r = load(core, "- ads.example.net");
       r.learn("198.51.100.20", "ads.example.net", 120, NOW);
       assert.deepEqual(r.decide(syn("198.51.100.20"), { now: NOW + 120 }), d("block", "ipdom", 1));
-      assert.deepEqual(r.decide(syn("198.51.100.20"), { now: NOW + 121 }), DEFAULT_ACCEPT);
+      assert.deepEqual(r.decide(syn("198.51.100.20"), { now: NOW + 121 }), PASS_ONCE);
     });
 
     it("prefers the name a packet carries over the table's name for its address", () => {
@@ -647,7 +660,7 @@ for (const core of ["wasm", "twin"] as const) {
       const r = load(core, "- *.example.net");
       const response = udp("9.9.9.9", LAN4, 40000, dnsResponse("ads.example.net", [{ addr: "198.51.100.41" }]), 53);
       r.evaluate(response, { inbound: true });
-      assert.deepEqual(r.decide(syn("198.51.100.41")), DEFAULT_ACCEPT);
+      assert.deepEqual(r.decide(syn("198.51.100.41")), PASS_ONCE);
     });
 
     it("keeps a short-lived DNS answer for at least a minute", () => {

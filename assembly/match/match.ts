@@ -7,16 +7,16 @@
 import { ld8, ld32, ldh16, ldh32, st8, sth16, sth32 } from "../core/mem";
 import {
   IMG_NPROFILES, IMG_PROFILES, IMG_RULES, IMG_DOM_MASK, IMG_DOM_SLOTS, IMG_BIND4, IMG_BIND6,
-  IMG_NMACS, IMG_MACS, IMG_DEFAULT_PROFILE, IMG_DOM_FILTER, IMG_DOM_FILTER_MASK, PROF_DEFAULT, PROF_V4, PROF_V6, PROF_NDOMAIN, PROF_SIZE,
+  IMG_NMACS, IMG_MACS, IMG_DEFAULT_PROFILE, IMG_DOM_FILTER, IMG_DOM_FILTER_MASK, PROF_DEFAULT, PROF_V4, PROF_V6, PROF_NDOMAIN, PROF_FIRST_DOMAIN, PROF_SIZE,
   RULE_VERDICT, RULE_PROTO, RULE_FLAGS, RULE_KIND, RULE_PORTLO, RULE_PORTHI, RULE_LINE, RULE_SIZE,
   RF_HAS_PORT, LIST_COUNT, LIST_IDS, DOM_HASH, DOM_PROFILE, DOM_NAMELEN, DOM_NAMEOFF, DOM_LIST_SELF,
   DOM_LIST_SUB, DOM_SLOT_SIZE, MAC_HI, MAC_LO, MAC_PROFILE, MAC_SIZE,
   REC_FLAGS, REC_IPVER, REC_PROTO, REC_SPORT, REC_DPORT, REC_SRC, REC_DST, REC_NAME, REC_NAMELEN,
-  REC_NAMESRC, REC_MAC, REC_VERDICT, REC_MATCHBY, REC_PROFILE, REC_RULE, REC_LINE,
+  REC_NAMESRC, REC_MAC, REC_VERDICT, REC_MATCHBY, REC_PROFILE, REC_RULE, REC_LINE, REC_PAYLEN,
 } from "../shared/layout";
 import {
   PF_HAS_PORTS, PF_HAS_NAME, PF_HAS_MAC, PF_INBOUND, NO_RULE, MB_DEFAULT, MB_IP, MB_DOMAIN, MB_IPDOM,
-  NS_IPDOM, RK_DOMAIN,
+  NS_IPDOM, RK_DOMAIN, IPP_TCP, PF_PROVISIONAL, VERDICT_ACCEPT,
 } from "../shared/events";
 import { lookup4, lookup6 } from "./interval";
 import { hashSeed, hashStep, hashFinish, filterBit } from "./hash";
@@ -150,10 +150,14 @@ export function matchPacket(img: i32, rec: i32, ipd: i32, now: i32): i32 {
     if (t != 0) best = firstMatch(img, lookup6(img + t, remote), proto, port, best);
   }
   // Domain rules: only profiles that have some pay for the name lookups.
+  let provisional = false;
   if (ldh32(pe + PROF_NDOMAIN) != 0) {
     let hasName = (flags & PF_HAS_NAME) != 0;
     if (!hasName && ipd != 0 && (ver == 4 || ver == 6)) hasName = ipdomLookup(ipd, ver, remote, now, rec) != 0;
     if (hasName) best = matchDomain(img, prof, rec + REC_NAME, ldh16(rec + REC_NAMELEN), proto, port, best);
+    // A TCP packet without payload names nothing yet: unless a rule before every domain rule
+    // already decided, the connection waits for its first payload (SNI, Host).
+    else if (proto == IPP_TCP && ldh16(rec + REC_PAYLEN) == 0 && best > ldh32(pe + PROF_FIRST_DOMAIN)) provisional = true;
   }
 
   sth16(rec + REC_PROFILE, prof);
@@ -170,6 +174,10 @@ export function matchPacket(img: i32, rec: i32, ipd: i32, now: i32): i32 {
     st8(rec + REC_MATCHBY, by);
     sth32(rec + REC_RULE, best);
     sth32(rec + REC_LINE, ldh32(r + RULE_LINE));
+  }
+  if (provisional) {
+    verdict = VERDICT_ACCEPT;
+    sth32(rec + REC_FLAGS, ldh32(rec + REC_FLAGS) | PF_PROVISIONAL);
   }
   st8(rec + REC_VERDICT, verdict);
   return verdict;

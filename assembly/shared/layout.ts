@@ -149,7 +149,8 @@ export const PROF_DEFAULT = 0; // u8: VERDICT_* when no rule matches
 export const PROF_V4 = 4; // u32: interval table remote IPv4 -> rule list
 export const PROF_V6 = 8; // u32: interval table remote IPv6 -> rule list
 export const PROF_NDOMAIN = 12; // u32: domain rules in the profile (0 skips all name lookups)
-export const PROF_SIZE = 16;
+export const PROF_FIRST_DOMAIN = 16; // u32: lowest global id of the profile's domain rules
+export const PROF_SIZE = 32;
 
 export const RULE_VERDICT = 0; // u8: VERDICT_ACCEPT or VERDICT_BLOCK
 export const RULE_PROTO = 1; // u8: IP protocol, 0 = any

@@ -17,6 +17,8 @@ const V6_BITS = 128;
 const DOMAIN_LOAD_INV = 2;
 const DOMAIN_MIN_SLOTS = 16;
 const WORD = 4;
+/** PROF_FIRST_DOMAIN of a profile without domain rules: above every rule id. */
+const NO_DOMAIN_RULE = E.NO_RULE;
 const CACHE_LINE = 64;
 /** Suffix filter bits per domain entry: about 1 in 8 probes of absent suffixes get through. */
 const FILTER_BITS_PER_ENTRY = 8;
@@ -148,7 +150,7 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
 
   const lists = new ListPool();
   const domains = new Map<string, DomainEntry>();
-  const tables: { v4: Intervals<number> | null; v6: Intervals<string> | null; ndomain: number }[] = [];
+  const tables: { v4: Intervals<number> | null; v6: Intervals<string> | null; ndomain: number; firstDomain: number }[] = [];
   let id = 0;
   for (let pi = 0; pi < profiles.length; pi++) {
     const p = profiles[pi]!;
@@ -156,6 +158,7 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
     const by4 = new Map<number, Prefix<number, number[]>>();
     const by6 = new Map<string, Prefix<string, number[]>>();
     let ndomain = 0;
+    let firstDomain = NO_DOMAIN_RULE;
     const addPrefix = (addr: AddrValue, length: number, rid: number) => {
       if (typeof addr === "number") {
         const key = prefixKey(addr, length) as number;
@@ -179,6 +182,7 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
         addPrefix(ent.addr, ent.prefix, rid);
       } else if ("name" in ent) {
         ndomain++;
+        if (firstDomain === NO_DOMAIN_RULE) firstDomain = rid;
         const key = `${pi}|${ent.name}`;
         let d = domains.get(key);
         if (!d) {
@@ -202,7 +206,7 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
         (st) => st.list,
       );
     };
-    tables.push({ v4: ruleTable(V4, sortedByKey(by4)), v6: ruleTable(V6, sortedByKey(by6)), ndomain });
+    tables.push({ v4: ruleTable(V4, sortedByKey(by4)), v6: ruleTable(V6, sortedByKey(by6)), ndomain, firstDomain });
   }
 
   // Source bindings: the longest bound prefix decides; the same prefix in two profiles is an error.
@@ -335,6 +339,7 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
     img.u32(p + L.PROF_V4, writeTable(t.v4, V4_BITS, listsOff));
     img.u32(p + L.PROF_V6, writeTable(t.v6, V6_BITS, listsOff));
     img.u32(p + L.PROF_NDOMAIN, t.ndomain);
+    img.u32(p + L.PROF_FIRST_DOMAIN, t.firstDomain);
   });
   const bind4Off = writeTable(bind4, V4_BITS, 0);
   const bind6Off = writeTable(bind6, V6_BITS, 0);
