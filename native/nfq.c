@@ -65,7 +65,6 @@ typedef struct {
   uint16_t queue;
   uint8_t *base;  // shared memory start
   size_t size;    // shared memory size at registration (it only grows)
-  napi_ref memory_ref;
   uint32_t stats;  // offset of the ST_* block
   uint32_t wan;    // offset of the WAN bitmap (0 = none)
   uint32_t mask;
@@ -179,7 +178,7 @@ static queue_t *handle(napi_env env, napi_value v) {
 }
 
 /**
- * open(queue, copyRange, maxLen, rcvbuf, cfgFlags, memory: SharedArrayBuffer, statsOff, wanOff,
+ * open(queue, copyRange, maxLen, rcvbuf, cfgFlags, memory: Uint8Array over the shared memory, statsOff, wanOff,
  *      mask, markAccept, markBlock, markDrop, markOnce) -> handle
  * cfgFlags are NFQA_CFG_F_* bits (fail-open, GSO). Throws with code NFQ_PERMISSION without
  * CAP_NET_ADMIN, NFQ_QUEUE_BUSY when another process holds the queue.
@@ -196,12 +195,16 @@ static napi_value nq_open(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  bool is_sab = false;
-  napi_is_arraybuffer(env, argv[5], &is_sab);  // true for SharedArrayBuffer too in Node's N-API
+  // The memory comes as a Uint8Array over the whole SharedArrayBuffer: Node-API has no call for
+  // a SharedArrayBuffer itself in Node 20, but reads any typed array's data pointer.
   void *data = NULL;
   size_t size = 0;
-  if (napi_get_arraybuffer_info(env, argv[5], &data, &size) != napi_ok || !data) {
-    napi_throw_type_error(env, "NFQ_ARGS", "memory must be the shared WebAssembly memory's buffer");
+  napi_typedarray_type ta_type;
+  napi_value ta_buffer;
+  size_t ta_offset = 0;
+  if (napi_get_typedarray_info(env, argv[5], &ta_type, &size, &data, &ta_buffer, &ta_offset) != napi_ok || !data ||
+      ta_type != napi_uint8_array || ta_offset != 0) {
+    napi_throw_type_error(env, "NFQ_ARGS", "memory must be a Uint8Array over the whole shared WebAssembly memory");
     return NULL;
   }
   if (a[6] + ST_SIZE > size || (a[7] && a[7] + WAN_BITS / 8 > size)) {
@@ -259,7 +262,9 @@ static napi_value nq_open(napi_env env, napi_callback_info info) {
   q->wan = a[7];
   q->mask = a[8];
   for (int i = 0; i < MARK_COUNT; i++) q->marks[i] = a[9 + i];
-  CHECK(napi_create_reference(env, argv[5], 1, &q->memory_ref));
+  // No reference is kept to the buffer: the host keeps the WebAssembly memory alive for as long
+  // as any queue is open (it owns the memory; queues are closed before it goes), and a handle
+  // must be closable from another thread (the watchdog), where this env's references are not.
   queues[slot] = q;
   return num(env, slot);
 }
@@ -457,7 +462,6 @@ static napi_value nq_close(napi_env env, napi_callback_info info) {
   struct nfqnl_msg_config_cmd cmd = {.command = NFQNL_CFG_CMD_UNBIND, .pf = 0};
   config(q->fd, q->queue, NFQA_CFG_CMD, &cmd, sizeof cmd);
   close(q->fd);
-  napi_delete_reference(env, q->memory_ref);
   free(q);
   queues[h] = NULL;
   return num(env, 0);

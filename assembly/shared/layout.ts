@@ -121,6 +121,24 @@ export const RES_ANOMALY = 8; // u32: AN_* bits
 export const RES_FLAGS = 12; // u32: PF_* bits
 export const RES_SIZE = 16;
 
+// ## Capture (native/nfq.c repeats these; test/capture.test.ts checks they agree)
+// Per packet, beside its descriptor: the NFQUEUE packet id and the mark it arrived with, so
+// verdicts can keep the mark bits other software owns.
+export const META_ID = 0; // u32
+export const META_MARK = 4; // u32
+export const META_SIZE = 8;
+// Per-queue counters, written only by the worker that owns the queue (u32 each).
+export const ST_RECEIVED = 0;
+export const ST_BATCHES = 4;
+export const ST_ENOBUFS = 8;
+export const ST_RECV_ERRORS = 12;
+export const ST_SEND_ERRORS = 16;
+export const ST_VERDICT_MSGS = 20;
+export const ST_SKIPPED = 24;
+export const ST_SIZE = 64;
+/** Bits in the WAN-interface bitmap: ifindex i arriving there means "inbound" (remote = source). */
+export const WAN_BITS = 256;
+
 // ## Rule image: written by src/rules/image.ts, read by assembly/match
 // All offsets inside the image are relative to the image base; offset 0 means "none".
 export const IMG_MAGIC_VALUE = 0x49524c53; // "SLRI"

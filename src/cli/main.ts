@@ -7,12 +7,20 @@ import { compileRuleset } from "../rules/image.js";
 import { RuleSyntaxError, SluiceError } from "../core/errors.js";
 import { Engine } from "../engine/engine.js";
 import { readPcap } from "../tools/pcap.js";
+import { Gateway, type Logger } from "../gateway/gateway.js";
+import { removeFirewall } from "../gateway/firewall.js";
 
 const HELP = `sluice: network-wide firewall and monitor for Linux gateways
 
 Usage: sluice <command> [arguments]
 
 Commands:
+  run [--data DIR]        Run the gateway: bind the NFQUEUEs, hook sluice's chains into FORWARD,
+                          decide every new routed connection. Data (config.json, rules) in DIR
+                          (default ./data, created on first run). SIGHUP reloads the rules,
+                          SIGINT/SIGTERM stop and remove every rule sluice installed.
+  recover                 Remove sluice's firewall chains and hooks (after a crash; the systemd
+                          unit runs it as ExecStopPost).
   rules check FILE        Parse and compile a ruleset file; print its size or every problem
                           (line:column: message) and exit 1 if there is one.
   decode PCAP [RULES]     Decode every packet of a pcap file with the WASM core and print one
@@ -70,7 +78,65 @@ function decode(pcap: string, rulesFile: string | undefined): number {
   return 0;
 }
 
-function main(argv: string[]): number {
+const log: Logger = {
+  info: (m) => process.stdout.write(`${new Date().toISOString()} ${m}\n`),
+  warn: (m) => process.stderr.write(`${new Date().toISOString()} warning: ${m}\n`),
+};
+
+async function run(args: string[]): Promise<number> {
+  let data = process.env.SLUICE_DATA ?? "./data";
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--data" && args[i + 1]) data = args[++i]!;
+    else {
+      process.stderr.write(`sluice run: unknown argument "${args[i]}"\n`);
+      return EXIT_USAGE;
+    }
+  }
+  let gw: Gateway;
+  try {
+    gw = await Gateway.start(data, log);
+  } catch (err) {
+    process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT_INVALID;
+  }
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info(`${sig}: stopping`);
+      gw.stop().then(
+        () => {
+          log.info("stopped; firewall chains removed");
+          resolve(0);
+        },
+        (err: unknown) => {
+          log.warn(`stop failed: ${String(err)}; run "sluice recover"`);
+          resolve(EXIT_INVALID);
+        },
+      );
+    };
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGHUP", () => {
+      gw.reload().catch((err: unknown) => log.warn(`reload failed, previous rules stay: ${err instanceof Error ? err.message : String(err)}`));
+    });
+  });
+}
+
+async function recover(): Promise<number> {
+  const removed = await removeFirewall({ ipv6: true });
+  process.stdout.write(`sluice recover: ${removed} chain(s) and hook(s) removed\n`);
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "run") return run(argv.slice(1));
+  if (argv[0] === "recover" && argv.length === 1) return recover();
+  return mainSync(argv);
+}
+
+function mainSync(argv: string[]): number {
   const [cmd, sub, ...rest] = argv;
   if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
     process.stdout.write(HELP);
@@ -82,4 +148,12 @@ function main(argv: string[]): number {
   return EXIT_USAGE;
 }
 
-process.exitCode = main(process.argv.slice(2));
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`sluice: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = EXIT_INVALID;
+  },
+);

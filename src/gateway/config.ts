@@ -1,0 +1,117 @@
+// Gateway settings: data/config.json, created with the defaults on first run. Every field is
+// checked; an unknown or malformed one is an error that names it, never silently ignored.
+
+import { availableParallelism } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync } from "node:fs";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SluiceError } from "../core/errors.js";
+import type { Marks } from "./firewall.js";
+
+export interface GatewayConfig {
+  /** NFQUEUE numbers first..first+count-1, one worker each; count defaults to the cores. */
+  queues: { first: number; count: number; copyRange: number; maxLen: number; rcvbufMB: number; batch: number };
+  marks: Marks;
+  /** Undecided packets (no worker bound) pass (false) or are dropped (true). */
+  failClosed: boolean;
+  ipv6: boolean;
+  /** Interfaces on the WAN side; empty: those that carry a default route. */
+  wanInterfaces: string[];
+  /** The ruleset file, relative to the data directory. */
+  rulesFile: string;
+  /** Health endpoint (GET /health). */
+  health: { host: string; port: number };
+  /** A queue whose worker shows no sign of life for this long is restarted. */
+  watchdogMs: number;
+}
+
+const DEFAULTS: GatewayConfig = {
+  queues: { first: 0, count: availableParallelism(), copyRange: 1600, maxLen: 8192, rcvbufMB: 8, batch: 128 },
+  marks: { mask: 0x0f000000, accept: 0x01000000, block: 0x02000000, drop: 0x03000000, once: 0x04000000 },
+  failClosed: false,
+  ipv6: true,
+  wanInterfaces: [],
+  rulesFile: "sluice.rules",
+  health: { host: "127.0.0.1", port: 817 },
+  watchdogMs: 3000,
+};
+
+const STARTER_RULES = `# sluice rules: one per line, first match wins (see deploy/sluice.rules for a full example).
+#   + allow / - block, then example.com | *.example.com | .example.com | IP | CIDR | *,
+#   then optionally TCP/443, UDP/53, */8000-8080 ...
+# Edit this file and send SIGHUP (systemctl reload sluice) to apply it without a restart.
++ *
+`;
+
+function fail(field: string, why: string): never {
+  throw new SluiceError("CONFIG_INVALID", `config: ${field}: ${why}`, { field });
+}
+
+function int(v: unknown, field: string, min: number, max: number): number {
+  const n = typeof v === "string" && /^0x[0-9a-f]+$/i.test(v) ? parseInt(v, 16) : v;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) fail(field, `must be an integer ${min}..${max}`);
+  return n;
+}
+
+function merge(base: Record<string, unknown>, over: unknown, path: string): Record<string, unknown> {
+  if (over === undefined) return base;
+  if (typeof over !== "object" || over === null || Array.isArray(over)) fail(path || "config", "must be an object");
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (!(k in base)) fail(`${path}${path ? "." : ""}${k}`, "unknown setting");
+    const b = base[k];
+    out[k] = b && typeof b === "object" && !Array.isArray(b) ? merge(b as Record<string, unknown>, v, `${path}${path ? "." : ""}${k}`) : v;
+  }
+  return out;
+}
+
+export function validate(raw: unknown): GatewayConfig {
+  const c = merge(DEFAULTS as unknown as Record<string, unknown>, raw, "") as unknown as GatewayConfig;
+  const q = c.queues;
+  q.first = int(q.first, "queues.first", 0, 65535);
+  q.count = int(q.count, "queues.count", 1, 64);
+  if (q.first + q.count > 65536) fail("queues", "queue numbers must stay below 65536");
+  q.copyRange = int(q.copyRange, "queues.copyRange", 128, 65535);
+  q.maxLen = int(q.maxLen, "queues.maxLen", 16, 1 << 20);
+  q.rcvbufMB = int(q.rcvbufMB, "queues.rcvbufMB", 1, 1024);
+  q.batch = int(q.batch, "queues.batch", 1, 1024);
+  const m = c.marks;
+  m.mask = int(m.mask, "marks.mask", 1, 0xffffffff);
+  for (const k of ["accept", "block", "drop", "once"] as const) {
+    m[k] = int(m[k], `marks.${k}`, 1, 0xffffffff);
+    if ((m[k] & ~m.mask) !== 0) fail(`marks.${k}`, "must lie inside marks.mask");
+  }
+  if (new Set([m.accept, m.block, m.drop, m.once]).size !== 4) fail("marks", "accept, block, drop and once must differ");
+  if (typeof c.failClosed !== "boolean") fail("failClosed", "must be true or false");
+  if (typeof c.ipv6 !== "boolean") fail("ipv6", "must be true or false");
+  if (!Array.isArray(c.wanInterfaces) || !c.wanInterfaces.every((s) => typeof s === "string" && /^[\w.@-]{1,15}$/.test(s))) {
+    fail("wanInterfaces", "must be a list of interface names");
+  }
+  if (typeof c.rulesFile !== "string" || c.rulesFile.length === 0) fail("rulesFile", "must be a file name");
+  if (typeof c.health.host !== "string") fail("health.host", "must be an address");
+  c.health.port = int(c.health.port, "health.port", 0, 65535);
+  c.watchdogMs = int(c.watchdogMs, "watchdogMs", 100, 600000);
+  return c;
+}
+
+/** Reads dataDir/config.json, creating it (and a starter ruleset) on first run. */
+export function loadConfig(dataDir: string): { config: GatewayConfig; path: string; rulesPath: string } {
+  const dir = resolve(dataDir);
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, "config.json");
+  if (!existsSync(path)) {
+    const example = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "deploy", "config.example.json");
+    if (existsSync(example)) copyFileSync(example, path);
+    else writeFileSync(path, JSON.stringify({}, null, 2) + "\n");
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new SluiceError("CONFIG_INVALID", `config: ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  const config = validate(raw);
+  const rulesPath = resolve(dir, config.rulesFile);
+  if (!existsSync(rulesPath)) writeFileSync(rulesPath, STARTER_RULES);
+  return { config, path, rulesPath };
+}

@@ -1,0 +1,285 @@
+// The running gateway: one shared memory and WASM core, one Piscina worker per NFQUEUE, the
+// firewall chains that feed them, a watchdog, rule reloads without a restart, and a health
+// endpoint. The main thread never touches a packet.
+
+import { createServer, type Server } from "node:http";
+import { readFileSync } from "node:fs";
+import { Piscina } from "piscina";
+import * as L from "../../assembly/shared/layout.js";
+import { Engine } from "../engine/engine.js";
+import { coreModule } from "../engine/core.js";
+import { parseRuleset } from "../rules/parse.js";
+import { compileRuleset, type CompiledImage } from "../rules/image.js";
+import { SluiceError } from "../core/errors.js";
+import { nfq, CFG_FAIL_OPEN, CFG_GSO } from "../capture/native.js";
+import {
+  allocQueueArea, readStats, WK_STOP, WK_HEARTBEAT, WK_HANDLE, WK_STATE, WK_WORDS, WS_RUNNING,
+  type QueueArea, type QueueStats,
+} from "../capture/area.js";
+import type { QueueTask } from "../worker/queue-worker.js";
+import { installFirewall, removeFirewall, forgetDecisions } from "./firewall.js";
+import { loadConfig, type GatewayConfig } from "./config.js";
+import { defaultRouteInterfaces, ifindex, hasNetAdmin } from "./netinfo.js";
+
+const POLL_MS = 100;
+const RESTART_DELAY_MS = 200;
+const STOP_TIMEOUT_MS = 5000;
+const MB = 1 << 20;
+const WORKER_URL = new URL("../worker/queue-worker.js", import.meta.url).href;
+
+export interface Logger {
+  info(msg: string): void;
+  warn(msg: string): void;
+}
+
+interface QueueState {
+  queue: number;
+  area: QueueArea;
+  ctl: Int32Array;
+  abort: AbortController | null;
+  running: Promise<void> | null;
+  restarts: number;
+  lastBeat: number;
+  lastBeatAt: number;
+  lastError: string | null;
+}
+
+export class Gateway {
+  readonly config: GatewayConfig;
+  readonly engine: Engine;
+  private readonly rulesPath: string;
+  private readonly log: Logger;
+  private readonly pool: Piscina;
+  private readonly queues: QueueState[] = [];
+  private readonly wan: number;
+  private readonly wanNames: string[];
+  private stopping = false;
+  private watchdog: NodeJS.Timeout | null = null;
+  private server: Server | null = null;
+  private image: CompiledImage;
+  private reloads = 0;
+  private beatsAtSwap: number[] = [];
+
+  private constructor(config: GatewayConfig, rulesPath: string, log: Logger, image: CompiledImage, wanNames: string[]) {
+    this.config = config;
+    this.rulesPath = rulesPath;
+    this.log = log;
+    this.image = image;
+    this.wanNames = wanNames;
+    this.engine = new Engine({ core: "wasm" });
+    this.engine.loadImage(image);
+    this.wan = this.engine.arena.alloc(L.WAN_BITS / 8);
+    const u8 = this.engine.arena.u8();
+    for (const name of wanNames) {
+      const idx = ifindex(name);
+      if (idx !== null && idx < L.WAN_BITS) u8[this.wan + (idx >> 3)]! |= 1 << (idx & 7);
+    }
+    const q = config.queues;
+    for (let i = 0; i < q.count; i++) {
+      const area = allocQueueArea(this.engine.arena, q.batch, q.copyRange);
+      this.queues.push({
+        queue: q.first + i,
+        area,
+        ctl: new Int32Array(this.engine.memory.buffer, area.control, WK_WORDS),
+        abort: null,
+        running: null,
+        restarts: 0,
+        lastBeat: 0,
+        lastBeatAt: Date.now(),
+        lastError: null,
+      });
+    }
+    this.pool = new Piscina({ filename: WORKER_URL, minThreads: q.count, maxThreads: q.count, idleTimeout: Infinity });
+  }
+
+  /** Loads the config (creating it on first run), installs the chains and starts every queue. */
+  static async start(dataDir: string, log: Logger): Promise<Gateway> {
+    if (!hasNetAdmin()) {
+      throw new SluiceError("PRIVILEGES", "sluice run needs CAP_NET_ADMIN to bind NFQUEUE and install firewall rules: run it as root");
+    }
+    const { config, rulesPath } = loadConfig(dataDir);
+    const image = compileRules(rulesPath);
+    const wan = config.wanInterfaces.length > 0 ? config.wanInterfaces : await defaultRouteInterfaces();
+    const gw = new Gateway(config, rulesPath, log, image, wan);
+    try {
+      const { backend } = await installFirewall({
+        firstQueue: config.queues.first,
+        queues: config.queues.count,
+        marks: config.marks,
+        failClosed: config.failClosed,
+        ipv6: config.ipv6,
+      });
+      log.info(`firewall: ${backend}; chains hooked first into FORWARD (IPv4${config.ipv6 ? " and IPv6" : ""})`);
+      for (const q of gw.queues) gw.launch(q);
+      gw.watchdog = setInterval(() => gw.checkWorkers(), Math.max(POLL_MS, config.watchdogMs / 4));
+      await gw.listen();
+      log.info(
+        `sluice: ${config.queues.count} queue(s) ${config.queues.first}..${config.queues.first + config.queues.count - 1}, ` +
+          `${image.stats.rules} rules, WAN: ${wan.join(", ") || "(none: every connection counts as outbound)"}, ` +
+          `health on http://${config.health.host}:${gw.healthPort}/health`,
+      );
+      return gw;
+    } catch (err) {
+      await gw.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get healthPort(): number {
+    const a = this.server?.address();
+    return a && typeof a === "object" ? a.port : this.config.health.port;
+  }
+
+  private task(q: QueueState): QueueTask {
+    const c = this.config;
+    return {
+      memory: this.engine.memory,
+      module: coreModule(),
+      queue: q.queue,
+      area: q.area,
+      engineCtl: this.engine.ctl,
+      ipdom: this.engine.ipdom,
+      wan: this.wan,
+      copyRange: c.queues.copyRange,
+      maxLen: c.queues.maxLen,
+      rcvbuf: c.queues.rcvbufMB * MB,
+      cfgFlags: (c.failClosed ? 0 : CFG_FAIL_OPEN) | CFG_GSO,
+      marks: c.marks,
+      pollMs: POLL_MS,
+    };
+  }
+
+  /** Runs a queue's worker; when it ends for any reason but a stop, starts it again. */
+  private launch(q: QueueState): void {
+    Atomics.store(q.ctl, WK_STOP, 0);
+    const abort = new AbortController();
+    q.abort = abort;
+    q.lastBeatAt = Date.now();
+    q.running = this.pool
+      .run(this.task(q), { signal: abort.signal })
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          q.lastError = err instanceof Error ? err.message : String(err);
+          if (!this.stopping) this.log.warn(`queue ${q.queue}: worker ended: ${q.lastError}`);
+        },
+      )
+      .then(() => {
+        this.releaseHandle(q);
+        if (this.stopping) return;
+        q.restarts++;
+        setTimeout(() => {
+          if (!this.stopping) this.launch(q);
+        }, RESTART_DELAY_MS);
+      });
+  }
+
+  /** A worker that was killed leaves its queue bound: close it so the next one can bind. */
+  private releaseHandle(q: QueueState): void {
+    const h = Atomics.exchange(q.ctl, WK_HANDLE, -1);
+    if (h >= 0) nfq().close(h);
+  }
+
+  /** The watchdog: a running worker whose heartbeat stalls is terminated (and restarted). */
+  private checkWorkers(): void {
+    const now = Date.now();
+    for (const q of this.queues) {
+      const beat = Atomics.load(q.ctl, WK_HEARTBEAT);
+      if (beat !== q.lastBeat) {
+        q.lastBeat = beat;
+        q.lastBeatAt = now;
+        continue;
+      }
+      if (Atomics.load(q.ctl, WK_STATE) === WS_RUNNING && now - q.lastBeatAt > this.config.watchdogMs && q.abort) {
+        this.log.warn(`queue ${q.queue}: no heartbeat for ${now - q.lastBeatAt} ms: restarting its worker`);
+        q.lastBeatAt = now;
+        q.abort.abort();
+      }
+    }
+  }
+
+  /**
+   * Compiles the rules file again and swaps the image in. The new image goes into the slot the
+   * workers left two swaps ago: before reusing it, every running worker must have finished a
+   * loop turn since the last swap (so none still reads it). Then the kernel forgets decided
+   * connections, which are decided again by the new rules on their next packet.
+   */
+  async reload(): Promise<{ rules: number; forgotten: number }> {
+    const image = compileRules(this.rulesPath);
+    const deadline = Date.now() + this.config.watchdogMs;
+    while (this.beatsAtSwap.length > 0) {
+      const pending = this.queues.some(
+        (q, i) => Atomics.load(q.ctl, WK_STATE) === WS_RUNNING && Atomics.load(q.ctl, WK_HEARTBEAT) === this.beatsAtSwap[i],
+      );
+      if (!pending || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, POLL_MS / 4));
+    }
+    this.engine.loadImage(image);
+    this.beatsAtSwap = this.queues.map((q) => Atomics.load(q.ctl, WK_HEARTBEAT));
+    this.image = image;
+    this.reloads++;
+    const forgotten = await forgetDecisions({ marks: this.config.marks, ipv6: this.config.ipv6 });
+    this.log.info(`rules reloaded: ${image.stats.rules} rules; ${forgotten} decided connection(s) will be decided again`);
+    return { rules: image.stats.rules, forgotten };
+  }
+
+  health(): Record<string, unknown> {
+    const queues = this.queues.map((q) => ({
+      queue: q.queue,
+      running: Atomics.load(q.ctl, WK_STATE) === WS_RUNNING,
+      restarts: q.restarts,
+      lastError: q.lastError,
+      ...readStats(this.engine.memory, q.area),
+    }));
+    const total = (k: keyof QueueStats) => queues.reduce((n, q) => n + q[k], 0);
+    return {
+      status: queues.every((q) => q.running) ? "ok" : "degraded",
+      queues,
+      received: total("received"),
+      enobufs: total("enobufs"),
+      restarts: queues.reduce((n, q) => n + q.restarts, 0),
+      rules: this.image.stats.rules,
+      reloads: this.reloads,
+      wanInterfaces: this.wanNames,
+      failClosed: this.config.failClosed,
+    };
+  }
+
+  private listen(): Promise<void> {
+    const server = createServer((req, res) => {
+      if (req.method === "GET" && (req.url === "/health" || req.url === "/api/v1/ping")) {
+        const body = JSON.stringify(this.health());
+        res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
+        res.end(body);
+        return;
+      }
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { key: "not_found", message: "only GET /health is served here", data: null } }));
+    });
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.config.health.port, this.config.health.host, () => resolve());
+    });
+  }
+
+  /** Stops every worker, removes the chains, closes the health endpoint. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.watchdog) clearInterval(this.watchdog);
+    for (const q of this.queues) Atomics.store(q.ctl, WK_STOP, 1);
+    const running = this.queues.map((q) => q.running).filter((p): p is Promise<void> => p !== null);
+    const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), STOP_TIMEOUT_MS).unref());
+    if ((await Promise.race([Promise.all(running), timeout])) === "timeout") {
+      for (const q of this.queues) q.abort?.abort();
+    }
+    for (const q of this.queues) this.releaseHandle(q);
+    await removeFirewall({ ipv6: this.config.ipv6 });
+    await this.pool.destroy();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}
+
+function compileRules(path: string): CompiledImage {
+  return compileRuleset(parseRuleset(readFileSync(path, "utf8"), path));
+}
