@@ -53,7 +53,11 @@
 // WAN interface bitmap: bit i set = ifindex i is on the WAN side (inbound when it arrives there).
 #define WAN_BITS 256
 
-#define MAX_QUEUES 64
+// Handles are handed out round-robin and a queue's struct is never freed: close() may run on
+// another thread (the watchdog's) while the owning worker is still inside recv() on its way to
+// being terminated, so nothing it can touch is released under it. 1024 opens pass before a
+// handle number comes round again.
+#define MAX_QUEUES 1024
 #define MAX_BATCH 1024
 #define SOCK_BUF_MIN (1 << 20)
 #define VERDICT_MSG_SPACE 64
@@ -74,6 +78,8 @@ typedef struct {
 } queue_t;
 
 static queue_t *queues[MAX_QUEUES];
+static int open_flags[MAX_QUEUES];  // 1 while the handle is open
+static int next_slot;
 
 static uint32_t *stat(queue_t *q, int field) { return (uint32_t *)(q->base + q->stats + field); }
 
@@ -170,7 +176,7 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
 
 static queue_t *handle(napi_env env, napi_value v) {
   uint32_t h;
-  if (!arg_u32(env, v, &h) || h >= MAX_QUEUES || !queues[h]) {
+  if (!arg_u32(env, v, &h) || h >= MAX_QUEUES || !queues[h] || !open_flags[h]) {
     napi_throw_error(env, "NFQ_HANDLE", "not an open queue handle");
     return NULL;
   }
@@ -212,11 +218,14 @@ static napi_value nq_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int slot = -1;
-  for (int i = 0; i < MAX_QUEUES; i++)
-    if (!queues[i]) {
+  for (int k = 0; k < MAX_QUEUES; k++) {
+    int i = (next_slot + k) % MAX_QUEUES;
+    if (!open_flags[i]) {
       slot = i;
+      next_slot = (i + 1) % MAX_QUEUES;
       break;
     }
+  }
   if (slot < 0) {
     napi_throw_error(env, "NFQ_OPEN", "too many open queues");
     return NULL;
@@ -249,7 +258,7 @@ static napi_value nq_open(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, "configure NFQUEUE", -err);
   }
-  queue_t *q = calloc(1, sizeof(queue_t));
+  queue_t *q = queues[slot] ? queues[slot] : calloc(1, sizeof(queue_t));
   if (!q) {
     close(fd);
     return throw_errno(env, "open", ENOMEM);
@@ -266,6 +275,7 @@ static napi_value nq_open(napi_env env, napi_callback_info info) {
   // as any queue is open (it owns the memory; queues are closed before it goes), and a handle
   // must be closable from another thread (the watchdog), where this env's references are not.
   queues[slot] = q;
+  open_flags[slot] = 1;
   return num(env, slot);
 }
 
@@ -290,7 +300,9 @@ static napi_value nq_recv(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "NFQ_ARGS", "recv(): bad offsets or sizes");
     return NULL;
   }
-  struct pollfd p = {.fd = q->fd, .events = POLLIN};
+  int fd = __atomic_load_n(&q->fd, __ATOMIC_SEQ_CST);
+  if (fd < 0) return num(env, -EBADF);
+  struct pollfd p = {.fd = fd, .events = POLLIN};
   int ready = poll(&p, 1, (int)timeout);
   if (ready <= 0) return num(env, ready < 0 && errno != EINTR ? -errno : 0);
   for (uint32_t i = 0; i < nslots; i++) {
@@ -300,7 +312,7 @@ static napi_value nq_recv(napi_env env, napi_callback_info info) {
     q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
     q->msgs[i].msg_hdr.msg_iovlen = 1;
   }
-  int got = recvmmsg(q->fd, q->msgs, nslots, MSG_DONTWAIT, NULL);
+  int got = recvmmsg(fd, q->msgs, nslots, MSG_DONTWAIT, NULL);
   if (got < 0) {
     int e = errno;
     // ENOBUFS: the kernel dropped messages because our buffer was full (with fail-open the
@@ -400,7 +412,8 @@ static napi_value nq_verdict(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "NFQ_ARGS", "verdict(): bad offsets or count");
     return NULL;
   }
-  static uint8_t buf[MAX_BATCH * VERDICT_MSG_SPACE];
+  // One buffer per thread: every worker sends its own verdicts.
+  static __thread uint8_t buf[MAX_BATCH * VERDICT_MSG_SPACE];
   size_t off = 0;
   uint32_t msgs = 0;
   for (uint32_t i = 0; i < n; i++) {
@@ -441,8 +454,10 @@ static napi_value nq_verdict(napi_env env, napi_callback_info info) {
     finish(buf, start, off);
     msgs++;
   }
+  int fd = __atomic_load_n(&q->fd, __ATOMIC_SEQ_CST);
   if (off == 0) return num(env, 0);
-  if (send(q->fd, buf, off, 0) < 0) {
+  if (fd < 0) return num(env, -EBADF);
+  if (send(fd, buf, off, 0) < 0) {
     int e = errno;
     (*stat(q, ST_SEND_ERRORS))++;
     return num(env, -e);
@@ -457,13 +472,13 @@ static napi_value nq_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint32_t h;
-  if (!arg_u32(env, argv[0], &h) || h >= MAX_QUEUES || !queues[h]) return num(env, 0);
+  if (!arg_u32(env, argv[0], &h) || h >= MAX_QUEUES || !queues[h] || !open_flags[h]) return num(env, 0);
   queue_t *q = queues[h];
-  struct nfqnl_msg_config_cmd cmd = {.command = NFQNL_CFG_CMD_UNBIND, .pf = 0};
-  config(q->fd, q->queue, NFQA_CFG_CMD, &cmd, sizeof cmd);
-  close(q->fd);
-  free(q);
-  queues[h] = NULL;
+  open_flags[h] = 0;
+  int fd = __atomic_exchange_n(&q->fd, -1, __ATOMIC_SEQ_CST);
+  if (fd < 0) return num(env, 0);
+  // Closing the socket unbinds the queue; the kernel drops what was still queued to it.
+  close(fd);
   return num(env, 0);
 }
 

@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: tshark (differential decoder tests), iproute2 and iptables (the gateway and
-# its namespace tests). Nothing is downloaded from anywhere but Debian and npm.
-APT_PACKAGES=(tshark iproute2 iptables)
+# Debian packages: tshark (differential decoder tests); iproute2, iptables and conntrack (the
+# gateway); iputils-ping and curl (its namespace tests). Nothing comes from anywhere but Debian
+# and npm.
+APT_PACKAGES=(tshark iproute2 iptables conntrack iputils-ping curl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -18,7 +18,8 @@ Commands:
   run [--data DIR]        Run the gateway: bind the NFQUEUEs, hook sluice's chains into FORWARD,
                           decide every new routed connection. Data (config.json, rules) in DIR
                           (default ./data, created on first run). SIGHUP reloads the rules,
-                          SIGINT/SIGTERM stop and remove every rule sluice installed.
+                          SIGINT/SIGTERM stop and remove every rule sluice installed;
+                          SIGUSR2 kills the queue workers as a crash would (a drill).
   recover                 Remove sluice's firewall chains and hooks (after a crash; the systemd
                           unit runs it as ExecStopPost).
   rules check FILE        Parse and compile a ruleset file; print its size or every problem
@@ -118,6 +119,10 @@ async function run(args: string[]): Promise<number> {
     };
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGUSR2", () => {
+      log.warn("SIGUSR2: terminating the queue workers (crash drill); they restart");
+      gw.killWorkers();
+    });
     process.on("SIGHUP", () => {
       gw.reload().catch((err: unknown) => log.warn(`reload failed, previous rules stay: ${err instanceof Error ? err.message : String(err)}`));
     });

@@ -218,9 +218,20 @@ export class Gateway {
     this.beatsAtSwap = this.queues.map((q) => Atomics.load(q.ctl, WK_HEARTBEAT));
     this.image = image;
     this.reloads++;
-    const forgotten = await forgetDecisions({ marks: this.config.marks, ipv6: this.config.ipv6 });
+    let forgotten = 0;
+    try {
+      forgotten = await forgetDecisions({ marks: this.config.marks, ipv6: this.config.ipv6 });
+    } catch (err) {
+      this.log.warn(`rules reloaded, but open connections keep their earlier decisions: ${err instanceof Error ? err.message : String(err)}`);
+      return { rules: image.stats.rules, forgotten };
+    }
     this.log.info(`rules reloaded: ${image.stats.rules} rules; ${forgotten} decided connection(s) will be decided again`);
     return { rules: image.stats.rules, forgotten };
+  }
+
+  /** Terminates every queue worker as a crash would (they are started again); for drills. */
+  killWorkers(): void {
+    for (const q of this.queues) q.abort?.abort();
   }
 
   health(): Record<string, unknown> {

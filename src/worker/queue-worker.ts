@@ -65,8 +65,9 @@ export default function runQueue(t: QueueTask): { queue: number; batches: number
       batches++;
     }
   } finally {
-    Atomics.store(ctl, WK_HANDLE, -1);
-    addon.close(handle);
+    // Whoever takes the handle out of the control word closes it: this worker, or the main
+    // thread's watchdog if it got there first.
+    if (Atomics.exchange(ctl, WK_HANDLE, -1) === handle) addon.close(handle);
     Atomics.store(ctl, WK_STATE, WS_STOPPED);
   }
   return { queue: t.queue, batches };

@@ -1,0 +1,176 @@
+// The live gateway on real traffic: client -- gw -- server in network namespaces, sluice running
+// on gw as `sluice run` would on a router. Needs root (CI runs as root).
+
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { createTopology, type Topology } from "./helpers/netns.js";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+const SERVER = join(ROOT, "test", "fixtures", "live", "server.mjs");
+const CLIENT = join(ROOT, "test", "fixtures", "live", "client.mjs");
+const START_TIMEOUT_MS = 15000;
+
+const RULES = `# line numbers matter to the tests
+- 10.80.2.2 TCP/8080
+- fd80:2::2 TCP/8080
+- blocked.test
+- .tracker.test
++ *
+`;
+
+interface Probe {
+  ok: boolean;
+  error?: string;
+  status?: number;
+  echoes?: number;
+  connected?: number;
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+describe("live gateway", () => {
+  let t: Topology;
+  let gw: ChildProcess;
+  let log = "";
+  let healthPort = 0;
+  let data = "";
+
+  const probe = (...args: string[]): Probe => JSON.parse(t.exec(t.cli, process.execPath, [CLIENT, ...args], 20000).trim()) as Probe;
+  const health = (): { received: number; restarts: number; status: string; reloads: number } =>
+    JSON.parse(t.exec(t.gw, "curl", ["-s", "--max-time", "5", `http://127.0.0.1:${healthPort}/health`])) as never;
+  const waitFor = async (what: () => boolean, ms: number, label: string) => {
+    const until = Date.now() + ms;
+    while (!what()) {
+      if (Date.now() > until) throw new Error(`timed out waiting for ${label}; gateway log:\n${log}`);
+      await sleep(50);
+    }
+  };
+
+  before(async () => {
+    assert.equal(process.getuid?.(), 0, "the live gateway tests run as root (network namespaces, NFQUEUE)");
+    t = createTopology(`t${process.pid % 100000}`);
+    const srv = t.spawn(t.srv, process.execPath, [SERVER]);
+    let srvOut = "";
+    srv.stdout!.on("data", (d: Buffer) => (srvOut += d));
+    await waitFor(() => srvOut.includes("ready"), START_TIMEOUT_MS, "the test server");
+    data = mkdtempSync(join(tmpdir(), "sluice-live-"));
+    writeFileSync(join(data, "config.json"), JSON.stringify({ wanInterfaces: [t.gwWan], health: { host: "127.0.0.1", port: 0 }, queues: { count: 2 }, watchdogMs: 1000 }));
+    writeFileSync(join(data, "sluice.rules"), RULES);
+    gw = t.spawn(t.gw, process.execPath, [CLI, "run", "--data", data]);
+    gw.stdout!.on("data", (d: Buffer) => (log += d));
+    gw.stderr!.on("data", (d: Buffer) => (log += d));
+    await waitFor(() => /health on http:\/\/127\.0\.0\.1:(\d+)/.test(log), START_TIMEOUT_MS, "sluice to start");
+    healthPort = Number(/health on http:\/\/127\.0\.0\.1:(\d+)/.exec(log)![1]);
+  });
+
+  after(() => {
+    if (process.env.SLUICE_TEST_LOG) process.stderr.write(`--- gateway log ---\n${log}\n`);
+    if (gw && gw.exitCode === null) gw.kill("SIGKILL");
+    if (t) {
+      // Whatever happened above, leave no chains behind in the namespace before it goes.
+      try {
+        t.exec(t.gw, process.execPath, [CLI, "recover"]);
+      } catch {
+        /* the namespace is deleted next anyway */
+      }
+      t.destroy();
+    }
+  });
+
+  it("passes TCP, UDP and ICMP under allow rules, over IPv4 and IPv6", () => {
+    assert.deepEqual(probe("http", t.srv4, "80", "ok.test").status, 200);
+    assert.deepEqual(probe("http", t.srv6, "80", "ok.test").status, 200);
+    assert.equal(probe("udp", t.srv4, "9999").ok, true);
+    assert.equal(probe("udp", t.srv6, "9999").ok, true);
+    assert.match(t.exec(t.cli, "ping", ["-c", "1", "-W", "3", t.srv4]), /1 received/);
+    assert.match(t.exec(t.cli, "ping", ["-6", "-c", "1", "-W", "3", t.srv6]), /1 received/);
+  });
+
+  it("refuses a connection to a blocked address and port with a TCP reset", () => {
+    assert.equal(probe("http", t.srv4, "8080", "ok.test").error, "ECONNREFUSED");
+    assert.equal(probe("http", t.srv6, "8080", "ok.test").error, "ECONNREFUSED");
+    assert.equal(probe("http", t.srv4, "80", "ok.test").status, 200, "the same host on another port still works");
+  });
+
+  it("blocks HTTPS by SNI and HTTP by Host, and lets other names through", () => {
+    assert.equal(probe("tls", t.srv4, "443", "ok.test").ok, true);
+    assert.equal(probe("tls", t.srv4, "443", "blocked.test").error, "ECONNRESET");
+    assert.equal(probe("tls", t.srv4, "443", "www.tracker.test").error, "ECONNRESET");
+    assert.equal(probe("http", t.srv4, "80", "blocked.test").error, "ECONNRESET");
+    assert.equal(probe("http", t.srv4, "80", "notblocked.test").status, 200);
+  });
+
+  it("blocks by domain over IPv6 the same way", () => {
+    assert.equal(probe("tls", t.srv6, "443", "ok.test").ok, true);
+    assert.equal(probe("tls", t.srv6, "443", "tracker.test").error, "ECONNRESET");
+    assert.equal(probe("http", t.srv6, "80", "blocked.test").error, "ECONNRESET");
+  });
+
+  it("fast-tracks a decided connection: a long exchange queues only its first packets", () => {
+    const before = health().received;
+    const r = probe("hold", t.srv4, "7000", "2000");
+    assert.equal(r.ok, true);
+    assert.ok((r.echoes ?? 0) >= 15, `the connection carried traffic (${r.echoes} echoes)`);
+    const queued = health().received - before;
+    // About 40 packets each way crossed the gateway; only the opening ones were queued.
+    assert.ok(queued <= 6, `${queued} packets of the connection reached the queue`);
+  });
+
+  it("keeps deciding under a flood of new connections", () => {
+    const r = probe("flood", t.srv4, "80", "300");
+    assert.equal(r.connected, 300);
+    assert.equal(probe("http", t.srv4, "8080", "ok.test").error, "ECONNREFUSED", "and still blocks");
+  });
+
+  it("cuts an open connection when a rule change blocks it", async () => {
+    const hold = t.spawn(t.cli, process.execPath, [CLIENT, "hold", t.srv4, "7000", "6000"]);
+    let out = "";
+    hold.stdout!.on("data", (d: Buffer) => (out += d));
+    await sleep(1000);
+    writeFileSync(join(data, "sluice.rules"), `- 10.80.2.2 TCP/7000\n${RULES}`);
+    const reloads = health().reloads;
+    gw.kill("SIGHUP");
+    await waitFor(() => health().reloads > reloads, 5000, "the reload");
+    await waitFor(() => out.length > 0, 10000, "the held connection to end");
+    const r = JSON.parse(out) as Probe;
+    assert.equal(r.ok, false, "the connection did not survive the new rule");
+    assert.ok((r.echoes ?? 0) > 0, "it carried traffic before");
+    assert.equal(probe("http", t.srv4, "80", "ok.test").status, 200, "other traffic still flows");
+    writeFileSync(join(data, "sluice.rules"), RULES);
+    gw.kill("SIGHUP");
+    await waitFor(() => health().reloads > reloads + 1, 5000, "the second reload");
+  });
+
+  it("keeps traffic flowing when its queue workers die, and restarts them", async () => {
+    const restarts = health().restarts;
+    gw.kill("SIGUSR2");
+    await waitFor(() => health().restarts >= restarts + 2, 5000, "the workers to restart");
+    assert.equal(probe("http", t.srv4, "80", "ok.test").status, 200);
+    await waitFor(() => health().status === "ok", 5000, "every queue running again");
+    assert.equal(probe("http", t.srv4, "8080", "ok.test").error, "ECONNREFUSED", "deciding again");
+  });
+
+  it("refuses to run without the privilege to bind a queue, saying what is missing", () => {
+    const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, CLI, "run", "--data", mkdtempSync(join(tmpdir(), "sluice-np-"))], { encoding: "utf8" });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /CAP_NET_ADMIN/);
+  });
+
+  it("removes every rule it installed when stopped", async () => {
+    gw.kill("SIGTERM");
+    await waitFor(() => gw.exitCode !== null, 10000, "sluice to stop");
+    assert.equal(gw.exitCode, 0);
+    for (const save of ["iptables-save", "ip6tables-save"]) {
+      assert.doesNotMatch(t.exec(t.gw, save, []), /SLUICE/, `${save} shows no sluice chain`);
+    }
+    assert.equal(probe("http", t.srv4, "8080", "ok.test").status, 200, "without sluice, nothing is blocked");
+  });
+});
