@@ -73,6 +73,8 @@ typedef struct {
   uint32_t wan;    // offset of the WAN bitmap (0 = none)
   uint32_t mask;
   uint32_t marks[MARK_COUNT];
+  uint32_t last_id;  // highest packet id received (0 = none yet)
+  int got_any;
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
 } queue_t;
@@ -265,6 +267,8 @@ static napi_value nq_open(napi_env env, napi_callback_info info) {
   }
   q->fd = fd;
   q->queue = queue;
+  q->last_id = 0;
+  q->got_any = 0;
   q->base = data;
   q->size = size;
   q->stats = a[6];
@@ -383,6 +387,8 @@ static napi_value nq_recv(napi_env env, napi_callback_info info) {
     memcpy(d + DESC_LEN, &l16, 2);
     memcpy(d + DESC_FLAGS, &flags, 2);
     uint8_t *mt = q->base + meta + (size_t)n * META_SIZE;
+    q->last_id = id;
+    q->got_any = 1;
     memcpy(mt + META_ID, &id, 4);
     memcpy(mt + META_MARK, &mark, 4);
     n++;
@@ -466,18 +472,35 @@ static napi_value nq_verdict(napi_env env, napi_callback_info info) {
   return num(env, 0);
 }
 
-/** close(handle): unbinds the queue and closes the socket; the kernel lets queued packets go. */
+/** Ids compare in serial arithmetic; this reach past the newest id covers all that can be queued. */
+#define ID_REACH 0x7fff0000u
+
+/**
+ * close(handle, defaultVerdict): gives every packet still waiting in the queue the default
+ * verdict (VERDICT_ACCEPT: pass once, unmarked; anything else: drop) in one batch verdict, then
+ * closes the socket, which unbinds the queue. Safe to call from another thread than the owner.
+ */
 static napi_value nq_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  uint32_t h;
+  uint32_t h, def = VERDICT_ACCEPT;
   if (!arg_u32(env, argv[0], &h) || h >= MAX_QUEUES || !queues[h] || !open_flags[h]) return num(env, 0);
+  if (argc > 1) arg_u32(env, argv[1], &def);
   queue_t *q = queues[h];
   open_flags[h] = 0;
   int fd = __atomic_exchange_n(&q->fd, -1, __ATOMIC_SEQ_CST);
   if (fd < 0) return num(env, 0);
-  // Closing the socket unbinds the queue; the kernel drops what was still queued to it.
+  // Without this the kernel drops whatever is still queued when the socket goes.
+  uint8_t buf[128];
+  size_t off = put_header(buf, 0, NFQNL_MSG_VERDICT_BATCH, 0, q->queue);
+  struct nfqnl_msg_verdict_hdr vh = {
+      .verdict = htonl(def == VERDICT_ACCEPT ? NF_ACCEPT : NF_DROP),
+      .id = htonl(q->last_id + ID_REACH),
+  };
+  off = put_attr(buf, off, NFQA_VERDICT_HDR, &vh, sizeof vh);
+  finish(buf, 0, off);
+  send(fd, buf, off, 0);
   close(fd);
   return num(env, 0);
 }

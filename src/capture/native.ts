@@ -23,7 +23,8 @@ export interface NfqAddon {
   ): number;
   recv(handle: number, slotsOff: number, slotSize: number, nslots: number, descOff: number, metaOff: number, timeoutMs: number): number;
   verdict(handle: number, metaOff: number, resultsOff: number, n: number): number;
-  close(handle: number): number;
+  /** Gives packets still queued `defaultVerdict` (VERDICT_ACCEPT passes them once, else drop), then closes. */
+  close(handle: number, defaultVerdict: number): number;
   layout(): number[];
 }
 

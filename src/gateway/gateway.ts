@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import { readFileSync } from "node:fs";
 import { Piscina } from "piscina";
 import * as L from "../../assembly/shared/layout.js";
+import * as E from "../../assembly/shared/events.js";
 import { Engine } from "../engine/engine.js";
 import { coreModule } from "../engine/core.js";
 import { parseRuleset } from "../rules/parse.js";
@@ -17,11 +18,13 @@ import {
   type QueueArea, type QueueStats,
 } from "../capture/area.js";
 import type { QueueTask } from "../worker/queue-worker.js";
-import { installFirewall, removeFirewall, forgetDecisions } from "./firewall.js";
+import { installFirewall, removeFirewall, forgetDecisions, hooksFirst } from "./firewall.js";
 import { loadConfig, type GatewayConfig } from "./config.js";
 import { defaultRouteInterfaces, ifindex, hasNetAdmin } from "./netinfo.js";
 
 const POLL_MS = 100;
+/** Other software may insert rules above ours later (a firewall reload): check now and then. */
+const HOOK_CHECK_MS = 30000;
 const RESTART_DELAY_MS = 200;
 const STOP_TIMEOUT_MS = 5000;
 const MB = 1 << 20;
@@ -55,6 +58,7 @@ export class Gateway {
   private readonly wanNames: string[];
   private stopping = false;
   private watchdog: NodeJS.Timeout | null = null;
+  private hookCheck: NodeJS.Timeout | null = null;
   private server: Server | null = null;
   private image: CompiledImage;
   private reloads = 0;
@@ -112,6 +116,7 @@ export class Gateway {
       log.info(`firewall: ${backend}; chains hooked first into FORWARD (IPv4${config.ipv6 ? " and IPv6" : ""})`);
       for (const q of gw.queues) gw.launch(q);
       gw.watchdog = setInterval(() => gw.checkWorkers(), Math.max(POLL_MS, config.watchdogMs / 4));
+      gw.hookCheck = setInterval(() => void gw.keepHooksFirst(), HOOK_CHECK_MS);
       await gw.listen();
       log.info(
         `sluice: ${config.queues.count} queue(s) ${config.queues.first}..${config.queues.first + config.queues.count - 1}, ` +
@@ -123,6 +128,11 @@ export class Gateway {
       await gw.stop().catch(() => undefined);
       throw err;
     }
+  }
+
+  /** The verdict packets get when their queue goes away with them in it: the failure policy. */
+  private get defaultVerdict(): number {
+    return this.config.failClosed ? E.VERDICT_DROP : E.VERDICT_ACCEPT;
   }
 
   get healthPort(): number {
@@ -146,6 +156,7 @@ export class Gateway {
       cfgFlags: (c.failClosed ? 0 : CFG_FAIL_OPEN) | CFG_GSO,
       marks: c.marks,
       pollMs: POLL_MS,
+      defaultVerdict: this.defaultVerdict,
     };
   }
 
@@ -177,7 +188,7 @@ export class Gateway {
   /** A worker that was killed leaves its queue bound: close it so the next one can bind. */
   private releaseHandle(q: QueueState): void {
     const h = Atomics.exchange(q.ctl, WK_HANDLE, -1);
-    if (h >= 0) nfq().close(h);
+    if (h >= 0) nfq().close(h, this.defaultVerdict);
   }
 
   /** The watchdog: a running worker whose heartbeat stalls is terminated (and restarted). */
@@ -229,6 +240,22 @@ export class Gateway {
     return { rules: image.stats.rules, forgotten };
   }
 
+  /** Puts our hooks back in first position if something was inserted above them. */
+  async keepHooksFirst(): Promise<boolean> {
+    const c = this.config;
+    const opts = { firstQueue: c.queues.first, queues: c.queues.count, marks: c.marks, failClosed: c.failClosed, ipv6: c.ipv6 };
+    try {
+      if (await hooksFirst(opts)) return true;
+      this.log.warn("another rule was inserted above sluice's hooks in FORWARD: moving them back to the top");
+      await removeFirewall({ ipv6: c.ipv6 });
+      await installFirewall(opts);
+      return false;
+    } catch (err) {
+      this.log.warn(`hook check failed: ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    }
+  }
+
   /** Terminates every queue worker as a crash would (they are started again); for drills. */
   killWorkers(): void {
     for (const q of this.queues) q.abort?.abort();
@@ -278,6 +305,7 @@ export class Gateway {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.watchdog) clearInterval(this.watchdog);
+    if (this.hookCheck) clearInterval(this.hookCheck);
     for (const q of this.queues) Atomics.store(q.ctl, WK_STOP, 1);
     const running = this.queues.map((q) => q.running).filter((p): p is Promise<void> => p !== null);
     const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), STOP_TIMEOUT_MS).unref());

@@ -28,6 +28,8 @@ export interface QueueTask {
   cfgFlags: number;
   marks: { mask: number; accept: number; block: number; drop: number; once: number };
   pollMs: number;
+  /** What packets still queued get when the queue closes (fail-open: accept). */
+  defaultVerdict: number;
 }
 
 const MS_PER_S = 1000;
@@ -67,7 +69,7 @@ export default function runQueue(t: QueueTask): { queue: number; batches: number
   } finally {
     // Whoever takes the handle out of the control word closes it: this worker, or the main
     // thread's watchdog if it got there first.
-    if (Atomics.exchange(ctl, WK_HANDLE, -1) === handle) addon.close(handle);
+    if (Atomics.exchange(ctl, WK_HANDLE, -1) === handle) addon.close(handle, t.defaultVerdict);
     Atomics.store(ctl, WK_STATE, WS_STOPPED);
   }
   return { queue: t.queue, batches };
