@@ -12,8 +12,8 @@ import { createTopology, type Topology } from "./helpers/netns.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
-const SERVER = join(ROOT, "test", "fixtures", "live", "server.mjs");
-const CLIENT = join(ROOT, "test", "fixtures", "live", "client.mjs");
+const SERVER = join(ROOT, "scripts", "lab", "server.mjs");
+const CLIENT = join(ROOT, "scripts", "lab", "client.mjs");
 const START_TIMEOUT_MS = 15000;
 
 const RULES = `# line numbers matter to the tests

@@ -14,6 +14,8 @@ export interface GatewayConfig {
   marks: Marks;
   /** Undecided packets (no worker bound) pass (false) or are dropped (true). */
   failClosed: boolean;
+  /** Decided connections stay in the kernel (true); false sends every packet through sluice. */
+  fastTrack: boolean;
   ipv6: boolean;
   /** Interfaces on the WAN side; empty: those that carry a default route. */
   wanInterfaces: string[];
@@ -29,6 +31,7 @@ const DEFAULTS: GatewayConfig = {
   queues: { first: 0, count: availableParallelism(), copyRange: 1600, maxLen: 8192, rcvbufMB: 8, batch: 128 },
   marks: { mask: 0x0f000000, accept: 0x01000000, block: 0x02000000, drop: 0x03000000, once: 0x04000000 },
   failClosed: false,
+  fastTrack: true,
   ipv6: true,
   wanInterfaces: [],
   rulesFile: "sluice.rules",
@@ -84,6 +87,7 @@ export function validate(raw: unknown): GatewayConfig {
   if (new Set([m.accept, m.block, m.drop, m.once]).size !== 4) fail("marks", "accept, block, drop and once must differ");
   if (typeof c.failClosed !== "boolean") fail("failClosed", "must be true or false");
   if (typeof c.ipv6 !== "boolean") fail("ipv6", "must be true or false");
+  if (typeof c.fastTrack !== "boolean") fail("fastTrack", "must be true or false");
   if (!Array.isArray(c.wanInterfaces) || !c.wanInterfaces.every((s) => typeof s === "string" && /^[\w.@-]{1,15}$/.test(s))) {
     fail("wanInterfaces", "must be a list of interface names");
   }

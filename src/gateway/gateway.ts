@@ -114,6 +114,7 @@ export class Gateway {
         ipv6: config.ipv6,
       });
       log.info(`firewall: ${backend}; chains hooked first into FORWARD (IPv4${config.ipv6 ? " and IPv6" : ""})`);
+      if (!forwarding()) log.warn("net.ipv4.ip_forward is 0: this host routes nothing, so nothing reaches sluice's queues");
       for (const q of gw.queues) gw.launch(q);
       gw.watchdog = setInterval(() => gw.checkWorkers(), Math.max(POLL_MS, config.watchdogMs / 4));
       gw.hookCheck = setInterval(() => void gw.keepHooksFirst(), HOOK_CHECK_MS);
@@ -154,7 +155,9 @@ export class Gateway {
       maxLen: c.queues.maxLen,
       rcvbuf: c.queues.rcvbufMB * MB,
       cfgFlags: (c.failClosed ? 0 : CFG_FAIL_OPEN) | CFG_GSO,
-      marks: c.marks,
+      // Without fast-track an accepted packet gets the pass-once mark, which is never saved to
+      // the connmark: the next packet of the connection is queued again.
+      marks: c.fastTrack ? c.marks : { ...c.marks, accept: c.marks.once },
       pollMs: POLL_MS,
       defaultVerdict: this.defaultVerdict,
     };
@@ -316,6 +319,14 @@ export class Gateway {
     await removeFirewall({ ipv6: this.config.ipv6 });
     await this.pool.destroy();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}
+
+function forwarding(): boolean {
+  try {
+    return readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim() === "1";
+  } catch {
+    return true;
   }
 }
 
