@@ -337,6 +337,7 @@ static napi_value nq_recv(napi_env env, napi_callback_info info) {
       continue;
     }
     uint32_t id = 0, mark = 0, indev = 0;
+    uint8_t hook = NF_INET_FORWARD;
     const uint8_t *payload = NULL, *mac = NULL;
     uint32_t plen = 0;
     int has_id = 0;
@@ -349,6 +350,7 @@ static napi_value nq_recv(napi_env env, napi_callback_info info) {
         case NFQA_PACKET_HDR:
           if (alen >= sizeof(struct nfqnl_msg_packet_hdr)) {
             id = ntohl(((const struct nfqnl_msg_packet_hdr *)attr_data(a))->packet_id);
+            hook = ((const struct nfqnl_msg_packet_hdr *)attr_data(a))->hook;
             has_id = 1;
           }
           break;
@@ -380,7 +382,11 @@ static napi_value nq_recv(napi_env env, napi_callback_info info) {
       memcpy(d + DESC_MAC, mac, 6);
       flags |= DF_HAS_MAC;
     }
-    if (wan && indev < WAN_BITS && (wan[indev >> 3] >> (indev & 7)) & 1) flags |= DF_INBOUND;
+    // Which side is remote: on INPUT always the source, on OUTPUT always the destination; on
+    // FORWARD the source when the packet came in on a WAN interface (the first packet of an
+    // inbound connection, or a reply to an outbound one).
+    if (hook == NF_INET_LOCAL_IN) flags |= DF_INBOUND;
+    else if (hook == NF_INET_FORWARD && wan && indev < WAN_BITS && (wan[indev >> 3] >> (indev & 7)) & 1) flags |= DF_INBOUND;
     uint32_t poff = payload ? (uint32_t)(payload - q->base) : 0;
     uint16_t l16 = plen > 0xffff ? 0xffff : (uint16_t)plen;
     memcpy(d + DESC_OFF, &poff, 4);

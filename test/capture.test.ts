@@ -34,7 +34,7 @@ describe("NFQUEUE addon boundary", () => {
 describe("firewall chains", () => {
   const marks = { mask: 0x0f000000, accept: 0x01000000, block: 0x02000000, drop: 0x03000000, once: 0x04000000 };
   const text = (family: 4 | 6, failClosed = false, queues = 2) =>
-    chainRules({ firstQueue: 10, queues, marks, failClosed, ipv6: true }, family)
+    chainRules({ firstQueue: 10, queues, marks, failClosed, ipv6: true, mode: "gateway", exemptPorts: [] }, family)
       .map((c) => `${c.table}/${c.chain}: ${c.rules.map((r) => r.join(" ")).join(" ; ")}`)
       .join("\n");
 
@@ -48,7 +48,7 @@ describe("firewall chains", () => {
 
   it("touches only the bits of its mask, so other software's marks survive", () => {
     for (const family of [4, 6] as const) {
-      for (const { rules } of chainRules({ firstQueue: 0, queues: 1, marks, failClosed: false, ipv6: true }, family)) {
+      for (const { rules } of chainRules({ firstQueue: 0, queues: 1, marks, failClosed: false, ipv6: true, mode: "both", exemptPorts: [22] }, family)) {
         for (const r of rules) {
           const i = r.indexOf("--mark");
           if (i >= 0) assert.match(r[i + 1]!, /\/0xf000000$/, r.join(" "));
@@ -57,11 +57,11 @@ describe("firewall chains", () => {
     }
   });
 
-  it("resets blocked TCP, drops blocked ICMP, rejects the rest as admin-prohibited per family", () => {
+  it("resets blocked TCP and rejects the rest as admin-prohibited per family, letting its own resets and errors out", () => {
+    assert.match(text(4), /--mark 0x2000000\/0xf000000 -p tcp --tcp-flags RST RST -j RETURN ; -m mark --mark 0x2000000\/0xf000000 -p icmp -j RETURN/);
     assert.match(text(4), /--mark 0x2000000\/0xf000000 -p tcp -j REJECT --reject-with tcp-reset/);
-    assert.match(text(4), /-p icmp -j DROP/);
     assert.match(text(4), /REJECT --reject-with icmp-admin-prohibited/);
-    assert.match(text(6), /-p ipv6-icmp -j DROP/);
+    assert.match(text(6), /-p ipv6-icmp -j RETURN/);
     assert.match(text(6), /REJECT --reject-with icmp6-adm-prohibited/);
   });
 
@@ -70,8 +70,18 @@ describe("firewall chains", () => {
     assert.match(text(4, true), /--mark 0x0\/0xf000000 -j DROP/);
   });
 
+  it("exempts loopback, SSH and the API port before anything else in host mode, and adds no host chain in gateway mode", () => {
+    const opts = { firstQueue: 0, queues: 1, marks, failClosed: true, ipv6: true, exemptPorts: [22, 817] };
+    const host = chainRules({ ...opts, mode: "host" }, 4);
+    const inQ = host.find((c) => c.chain === "SLUICE-IN")!.rules.map((r) => r.join(" "));
+    assert.deepEqual(inQ, ["-i lo -j RETURN", "-p tcp --dport 22 -j RETURN", "-p tcp --dport 817 -j RETURN", "-j SLUICE-QUEUE"]);
+    const outF = host.find((c) => c.chain === "SLUICE-OUT-FILTER")!.rules.map((r) => r.join(" "));
+    assert.deepEqual(outF, ["-o lo -j RETURN", "-p tcp --sport 22 -j RETURN", "-p tcp --sport 817 -j RETURN", "-j SLUICE-FILTER"]);
+    assert.equal(chainRules({ ...opts, mode: "gateway" }, 4).length, 2);
+  });
+
   it("saves only decided marks to the connmark, never a pass-once mark", () => {
-    const filter = chainRules({ firstQueue: 0, queues: 1, marks, failClosed: false, ipv6: true }, 4).find((c) => c.table === "filter")!;
+    const filter = chainRules({ firstQueue: 0, queues: 1, marks, failClosed: false, ipv6: true, mode: "gateway", exemptPorts: [] }, 4).find((c) => c.table === "filter")!;
     const onceAt = filter.rules.findIndex((r) => r.join(" ").includes(`--mark 0x4000000/0xf000000 -j RETURN`));
     const saveAt = filter.rules.findIndex((r) => r.includes("--save-mark"));
     assert.ok(onceAt >= 0 && saveAt > onceAt, "pass-once returns before the save");

@@ -174,3 +174,71 @@ describe("live gateway", () => {
     assert.equal(probe("http", t.srv4, "8080", "ok.test").status, 200, "without sluice, nothing is blocked");
   });
 });
+
+describe("live host mode", () => {
+  let t: Topology;
+  let gw: ChildProcess;
+  let log = "";
+
+  const probeFrom = (ns: string, ...args: string[]): Probe => JSON.parse(t.exec(ns, process.execPath, [CLIENT, ...args], 20000).trim()) as Probe;
+
+  before(async () => {
+    assert.equal(process.getuid?.(), 0, "the live gateway tests run as root (network namespaces, NFQUEUE)");
+    t = createTopology(`h${process.pid % 100000}`);
+    // Services on the gateway itself: "SSH" on 22 and something else on 8081.
+    const svc = t.spawn(t.gw, process.execPath, ["-e", "const n=require('net');for(const p of [22,8081])n.createServer(c=>c.end()).listen(p,'::');setTimeout(()=>process.exit(0),120000);console.log('ready')"]);
+    let svcOut = "";
+    svc.stdout!.on("data", (d: Buffer) => (svcOut += d));
+    const srv = t.spawn(t.srv, process.execPath, [SERVER]);
+    let srvOut = "";
+    srv.stdout!.on("data", (d: Buffer) => (srvOut += d));
+    const data = mkdtempSync(join(tmpdir(), "sluice-host-"));
+    writeFileSync(join(data, "config.json"), JSON.stringify({ mode: "host", wanInterfaces: [t.gwWan], health: { host: "127.0.0.1", port: 0 }, queues: { count: 1 } }));
+    writeFileSync(join(data, "sluice.rules"), "- *\n");
+    const until = Date.now() + START_TIMEOUT_MS;
+    while (!(svcOut.includes("ready") && srvOut.includes("ready"))) {
+      if (Date.now() > until) throw new Error("test services did not start");
+      await sleep(50);
+    }
+    gw = t.spawn(t.gw, process.execPath, [CLI, "run", "--data", data]);
+    gw.stdout!.on("data", (d: Buffer) => (log += d));
+    gw.stderr!.on("data", (d: Buffer) => (log += d));
+    while (!/health on/.test(log)) {
+      if (Date.now() > until) throw new Error(`sluice did not start:\n${log}`);
+      await sleep(50);
+    }
+  });
+
+  after(() => {
+    if (gw && gw.exitCode === null) gw.kill("SIGKILL");
+    if (t) {
+      try {
+        t.exec(t.gw, process.execPath, [CLI, "recover"]);
+      } catch {
+        /* the namespace is deleted next anyway */
+      }
+      t.destroy();
+    }
+  });
+
+  it("never filters SSH to the gateway, even under a rule that blocks everything", () => {
+    assert.equal(probeFrom(t.cli, "tcp", "10.80.1.1", "22").ok, true);
+  });
+
+  it("filters the gateway's other services and its own outgoing connections", () => {
+    assert.equal(probeFrom(t.cli, "tcp", "10.80.1.1", "8081").error, "ECONNREFUSED");
+    assert.equal(probeFrom(t.gw, "http", t.srv4, "80", "ok.test").ok, false);
+  });
+
+  it("leaves routed traffic alone when only the host is filtered", () => {
+    assert.equal(probeFrom(t.cli, "http", t.srv4, "80", "ok.test").status, 200);
+  });
+
+  it("removes its host chains too when stopped", async () => {
+    gw.kill("SIGTERM");
+    const until = Date.now() + 10000;
+    while (gw.exitCode === null && Date.now() < until) await sleep(50);
+    assert.equal(gw.exitCode, 0);
+    assert.doesNotMatch(t.exec(t.gw, "iptables-save", []), /SLUICE/);
+  });
+});

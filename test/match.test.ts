@@ -208,7 +208,7 @@ for (const core of ["wasm", "twin"] as const) {
       const r = load(core, "- 203.0.113.7");
       assert.deepEqual(r.decide(syn("203.0.113.7")), d("block", "ip", 1));
       assert.deepEqual(r.decide(udp(LAN4, "203.0.113.7", 9999)), d("block", "ip", 1));
-      assert.deepEqual(r.decide(icmp(LAN4, "203.0.113.7")), d("block", "ip", 1));
+      assert.deepEqual(r.decide(icmp(LAN4, "203.0.113.7")), d("drop", "ip", 1));
       assert.deepEqual(r.decide(syn("203.0.113.6")), DEFAULT_ACCEPT);
       assert.deepEqual(r.decide(syn("203.0.113.8")), DEFAULT_ACCEPT);
       assert.deepEqual(r.decide(syn("::ffff:203.0.113.7")), DEFAULT_ACCEPT, "an IPv4-mapped IPv6 address is IPv6");
@@ -226,7 +226,7 @@ for (const core of ["wasm", "twin"] as const) {
     it("blocks an IPv6 address and nothing next to it", () => {
       const r = load(core, "- 2001:db8::7");
       assert.deepEqual(r.decide(syn("2001:db8::7")), d("block", "ip", 1));
-      assert.deepEqual(r.decide(icmp(LAN6, "2001:db8::7")), d("block", "ip", 1));
+      assert.deepEqual(r.decide(icmp(LAN6, "2001:db8::7")), d("drop", "ip", 1));
       assert.deepEqual(r.decide(syn("2001:db8::6")), DEFAULT_ACCEPT);
       assert.deepEqual(r.decide(syn("2001:db8::8")), DEFAULT_ACCEPT);
       assert.deepEqual(r.decide(syn("2001:db8:0:1::7")), DEFAULT_ACCEPT);
@@ -251,7 +251,7 @@ for (const core of ["wasm", "twin"] as const) {
       assert.deepEqual(r.decide(syn("2001:db8::1")), d("block", "ip", 3));
       assert.deepEqual(r.decide(syn("::")), d("block", "ip", 3));
       assert.deepEqual(r.decide(syn("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")), d("block", "ip", 3));
-      assert.deepEqual(r.decide(icmp(LAN6, "2001:db8::1")), d("block", "ip", 3));
+      assert.deepEqual(r.decide(icmp(LAN6, "2001:db8::1")), d("drop", "ip", 3));
       assert.deepEqual(r.decide(packet({ src: LAN4, dst: "198.51.100.1", proto: PROTO.gre })), d("block", "ip", 3));
     });
 
@@ -324,10 +324,10 @@ for (const core of ["wasm", "twin"] as const) {
       const r = load(core, rules);
       assert.deepEqual(r.decide(icmp(LAN4, "192.0.2.1")), d("accept", "ip", 6));
       assert.deepEqual(r.decide(icmp(LAN4, "192.0.2.1", 0)), d("accept", "ip", 6), "echo reply too");
-      assert.deepEqual(r.decide(icmp(LAN4, "192.0.2.2")), d("block", "ip", 10));
+      assert.deepEqual(r.decide(icmp(LAN4, "192.0.2.2")), d("drop", "ip", 10));
       assert.deepEqual(r.decide(syn("192.0.2.1", 80)), d("block", "ip", 10));
       assert.deepEqual(r.decide(icmp(LAN6, "2001:db8::1")), d("accept", "ip", 7));
-      assert.deepEqual(r.decide(packet({ src: LAN6, dst: "2001:db8::1", proto: PROTO.icmp })), d("block", "ip", 10), "ICMP (1) is not ICMPv6 (58)");
+      assert.deepEqual(r.decide(packet({ src: LAN6, dst: "2001:db8::1", proto: PROTO.icmp })), d("drop", "ip", 10), "ICMP (1) is not ICMPv6 (58)");
     });
 
     it("matches SCTP ports", () => {
@@ -875,7 +875,10 @@ for (const core of ["wasm", "twin"] as const) {
         for (const p of probes) {
           const expected = referenceMatch(rules, p);
           const got = r.decide(probePacket(p));
-          const want = expected ? d(expected.action === "allow" ? "accept" : "block", "ip", expected.line) : d("drop", "default", 0);
+          // Blocking ICMP drops it (no ICMP error in answer to ICMP).
+          const isIcmp = p.proto === PROTO.icmp || p.proto === PROTO.icmpv6;
+          const blocked = isIcmp ? "drop" : "block";
+          const want = expected ? d(expected.action === "allow" ? "accept" : blocked, "ip", expected.line) : d("drop", "default", 0);
           if (got.verdict !== want.verdict || got.line !== want.line || got.by !== want.by) {
             mismatches.push(`${describeProbe(p)}: engine ${got.verdict}@${got.line}, reference ${want.verdict}@${want.line}`);
           }

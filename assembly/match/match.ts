@@ -16,7 +16,7 @@ import {
 } from "../shared/layout";
 import {
   PF_HAS_PORTS, PF_HAS_NAME, PF_HAS_MAC, PF_INBOUND, NO_RULE, MB_DEFAULT, MB_IP, MB_DOMAIN, MB_IPDOM,
-  NS_IPDOM, RK_DOMAIN, IPP_TCP, PF_PROVISIONAL, VERDICT_ACCEPT,
+  NS_IPDOM, RK_DOMAIN, IPP_TCP, IPP_ICMP, IPP_ICMPV6, PF_PROVISIONAL, VERDICT_ACCEPT, VERDICT_BLOCK, VERDICT_DROP,
 } from "../shared/events";
 import { lookup4, lookup6 } from "./interval";
 import { hashSeed, hashStep, hashFinish, filterBit } from "./hash";
@@ -175,6 +175,9 @@ export function matchPacket(img: i32, rec: i32, ipd: i32, now: i32): i32 {
     sth32(rec + REC_RULE, best);
     sth32(rec + REC_LINE, ldh32(r + RULE_LINE));
   }
+  // Blocking ICMP means dropping it: answering ICMP with an ICMP error helps nobody, and the
+  // kernel rules let ICMP in a blocked connection pass so the errors *we* send get out.
+  if (verdict == VERDICT_BLOCK && (proto == IPP_ICMP || proto == IPP_ICMPV6)) verdict = VERDICT_DROP;
   if (provisional) {
     verdict = VERDICT_ACCEPT;
     sth32(rec + REC_FLAGS, ldh32(rec + REC_FLAGS) | PF_PROVISIONAL);

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync } from
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SluiceError } from "../core/errors.js";
-import type { Marks } from "./firewall.js";
+import type { Marks, Mode } from "./firewall.js";
 
 export interface GatewayConfig {
   /** NFQUEUE numbers first..first+count-1, one worker each; count defaults to the cores. */
@@ -16,6 +16,10 @@ export interface GatewayConfig {
   failClosed: boolean;
   /** Decided connections stay in the kernel (true); false sends every packet through sluice. */
   fastTrack: boolean;
+  /** gateway: routed traffic (FORWARD); host: this machine's own (INPUT/OUTPUT); both. */
+  mode: Mode;
+  /** TCP ports host mode never filters, besides the health port (SSH by default). */
+  exemptPorts: number[];
   ipv6: boolean;
   /** Interfaces on the WAN side; empty: those that carry a default route. */
   wanInterfaces: string[];
@@ -32,6 +36,8 @@ const DEFAULTS: GatewayConfig = {
   marks: { mask: 0x0f000000, accept: 0x01000000, block: 0x02000000, drop: 0x03000000, once: 0x04000000 },
   failClosed: false,
   fastTrack: true,
+  mode: "gateway",
+  exemptPorts: [22],
   ipv6: true,
   wanInterfaces: [],
   rulesFile: "sluice.rules",
@@ -88,6 +94,9 @@ export function validate(raw: unknown): GatewayConfig {
   if (typeof c.failClosed !== "boolean") fail("failClosed", "must be true or false");
   if (typeof c.ipv6 !== "boolean") fail("ipv6", "must be true or false");
   if (typeof c.fastTrack !== "boolean") fail("fastTrack", "must be true or false");
+  if (c.mode !== "gateway" && c.mode !== "host" && c.mode !== "both") fail("mode", 'must be "gateway", "host" or "both"');
+  if (!Array.isArray(c.exemptPorts)) fail("exemptPorts", "must be a list of TCP ports");
+  c.exemptPorts = c.exemptPorts.map((p, i) => int(p, `exemptPorts[${i}]`, 1, 65535));
   if (!Array.isArray(c.wanInterfaces) || !c.wanInterfaces.every((s) => typeof s === "string" && /^[\w.@-]{1,15}$/.test(s))) {
     fail("wanInterfaces", "must be a list of interface names");
   }

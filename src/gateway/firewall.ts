@@ -9,10 +9,11 @@
 //   filter FORWARD -> SLUICE-FILTER (runs after mangle, so it sees the verdict's mark):
 //     undecided: RETURN (fail-open) or DROP (fail-closed); pass-once: RETURN, not saved;
 //     save the mark into the connmark (the rest of the connection never leaves the kernel);
-//     accept: RETURN (the system's own rules still apply); block: TCP RST, ICMP dropped,
-//     others ICMP admin-prohibited; drop: DROP.
+//     accept: RETURN (the system's own rules still apply); block: TCP RST, others ICMP
+//     admin-prohibited (the resets and errors sent for it pass); drop: DROP.
 // Only our mark bits (the mask) are read or written, so marks other software sets survive.
-// INPUT and OUTPUT are not hooked: the gateway's own SSH and API stay reachable.
+// In gateway mode (the default) INPUT and OUTPUT are not hooked at all; host mode hooks them
+// through chains that exempt loopback, SSH and the API port first.
 
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -22,7 +23,43 @@ const run = promisify(execFile);
 
 export const CHAIN_QUEUE = "SLUICE-QUEUE";
 export const CHAIN_FILTER = "SLUICE-FILTER";
-const HOOK = "FORWARD";
+// Host mode: the gateway's own traffic, through chains that first exempt loopback, SSH and the
+// API/health port (the operator is never locked out), then continue into the two above.
+const CHAIN_IN = "SLUICE-IN";
+const CHAIN_OUT = "SLUICE-OUT";
+const CHAIN_IN_FILTER = "SLUICE-IN-FILTER";
+const CHAIN_OUT_FILTER = "SLUICE-OUT-FILTER";
+
+/** Where sluice hooks in: routed traffic (gateway), the host's own (host), or both. */
+export type Mode = "gateway" | "host" | "both";
+
+interface Hook {
+  table: "mangle" | "filter";
+  builtin: "FORWARD" | "INPUT" | "OUTPUT";
+  chain: string;
+}
+
+function hooks(mode: Mode): Hook[] {
+  const out: Hook[] = [];
+  if (mode !== "host") {
+    out.push({ table: "mangle", builtin: "FORWARD", chain: CHAIN_QUEUE }, { table: "filter", builtin: "FORWARD", chain: CHAIN_FILTER });
+  }
+  if (mode !== "gateway") {
+    out.push(
+      { table: "mangle", builtin: "INPUT", chain: CHAIN_IN },
+      { table: "mangle", builtin: "OUTPUT", chain: CHAIN_OUT },
+      { table: "filter", builtin: "INPUT", chain: CHAIN_IN_FILTER },
+      { table: "filter", builtin: "OUTPUT", chain: CHAIN_OUT_FILTER },
+    );
+  }
+  return out;
+}
+
+const ALL_CHAINS: [string, string][] = [
+  ["mangle", CHAIN_IN], ["mangle", CHAIN_OUT], ["filter", CHAIN_IN_FILTER], ["filter", CHAIN_OUT_FILTER],
+  ["mangle", CHAIN_QUEUE], ["filter", CHAIN_FILTER],
+];
+const ALL_HOOKS: Hook[] = hooks("both");
 
 export interface Marks {
   mask: number;
@@ -38,6 +75,9 @@ export interface FirewallOptions {
   marks: Marks;
   failClosed: boolean;
   ipv6: boolean;
+  mode: Mode;
+  /** TCP ports of this host that host mode never filters (SSH, the API). */
+  exemptPorts: number[];
 }
 
 type Family = 4 | 6;
@@ -46,6 +86,24 @@ const hex = (v: number) => `0x${(v >>> 0).toString(16)}`;
 
 /** The rules of both chains, as iptables argument lists (without the command itself). */
 export function chainRules(o: FirewallOptions, family: Family): { table: string; chain: string; rules: string[][] }[] {
+  const host = (dir: "in" | "out", next: string) => [
+    [dir === "in" ? "-i" : "-o", "lo", "-j", "RETURN"],
+    ...o.exemptPorts.map((p) => ["-p", "tcp", dir === "in" ? "--dport" : "--sport", String(p), "-j", "RETURN"]),
+    ["-j", next],
+  ];
+  const hostChains =
+    o.mode === "gateway"
+      ? []
+      : [
+          { table: "mangle", chain: CHAIN_IN, rules: host("in", CHAIN_QUEUE) },
+          { table: "mangle", chain: CHAIN_OUT, rules: host("out", CHAIN_QUEUE) },
+          { table: "filter", chain: CHAIN_IN_FILTER, rules: host("in", CHAIN_FILTER) },
+          { table: "filter", chain: CHAIN_OUT_FILTER, rules: host("out", CHAIN_FILTER) },
+        ];
+  return [...baseChains(o, family), ...hostChains];
+}
+
+function baseChains(o: FirewallOptions, family: Family): { table: string; chain: string; rules: string[][] }[] {
   const m = o.marks;
   const mark = (v: number) => ["-m", "mark", "--mark", `${hex(v)}/${hex(m.mask)}`];
   const queue =
@@ -72,8 +130,11 @@ export function chainRules(o: FirewallOptions, family: Family): { table: string;
         [...mark(m.once), "-j", "RETURN"],
         ["-m", "connmark", "--mark", `0/${hex(m.mask)}`, "-j", "CONNMARK", "--save-mark", "--nfmask", hex(m.mask), "--ctmask", hex(m.mask)],
         [...mark(m.accept), "-j", "RETURN"],
+        // A blocked connection's resets and ICMP errors are the ones REJECT just sent for it
+        // (they carry its connmark): let them out. Blocked ICMP itself gets the drop mark.
+        [...mark(m.block), "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "RETURN"],
+        [...mark(m.block), "-p", icmp, "-j", "RETURN"],
         [...mark(m.block), "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
-        [...mark(m.block), "-p", icmp, "-j", "DROP"],
         [...mark(m.block), "-j", "REJECT", "--reject-with", rejectOther],
         [...mark(m.drop), "-j", "DROP"],
       ],
@@ -106,7 +167,7 @@ function families(o: { ipv6: boolean }): Family[] {
   return o.ipv6 ? [4, 6] : [4];
 }
 
-/** Creates (or resets) the chains and hooks them first into FORWARD. Idempotent. */
+/** Creates (or resets) the chains and hooks them first into their built-in chains. Idempotent. */
 export async function installFirewall(o: FirewallOptions): Promise<{ backend: string }> {
   const version = await ipt(4, ["--version"]);
   for (const family of families(o)) {
@@ -114,38 +175,43 @@ export async function installFirewall(o: FirewallOptions): Promise<{ backend: st
       if (!(await exists(family, table, ["-n", "-L", chain]))) await ipt(family, ["-t", table, "-N", chain]);
       await ipt(family, ["-t", table, "-F", chain]);
       for (const r of rules) await ipt(family, ["-t", table, "-A", chain, ...r]);
-      if (!(await exists(family, table, ["-C", HOOK, "-j", chain]))) await ipt(family, ["-t", table, "-I", HOOK, "1", "-j", chain]);
+    }
+    for (const h of hooks(o.mode)) {
+      if (!(await exists(family, h.table, ["-C", h.builtin, "-j", h.chain]))) await ipt(family, ["-t", h.table, "-I", h.builtin, "1", "-j", h.chain]);
     }
   }
   return { backend: version.trim() };
 }
 
-/** Unhooks and deletes the chains, for every family, whatever state they are in. */
+/** Unhooks and deletes every sluice chain, for every family and mode, whatever state it is in. */
 export async function removeFirewall(o: { ipv6: boolean } = { ipv6: true }): Promise<number> {
   let removed = 0;
   for (const family of families(o)) {
-    for (const [table, chain] of [["mangle", CHAIN_QUEUE], ["filter", CHAIN_FILTER]] as const) {
-      while (await exists(family, table, ["-C", HOOK, "-j", chain])) {
-        await ipt(family, ["-t", table, "-D", HOOK, "-j", chain]);
+    for (const h of ALL_HOOKS) {
+      while (await exists(family, h.table, ["-C", h.builtin, "-j", h.chain])) {
+        await ipt(family, ["-t", h.table, "-D", h.builtin, "-j", h.chain]);
         removed++;
       }
-      if (await exists(family, table, ["-n", "-L", chain])) {
-        await ipt(family, ["-t", table, "-F", chain]);
-        await ipt(family, ["-t", table, "-X", chain]);
-        removed++;
-      }
+    }
+    // Host chains jump into the base chains: flush them all before deleting any.
+    const present: [string, string][] = [];
+    for (const [table, chain] of ALL_CHAINS) if (await exists(family, table, ["-n", "-L", chain])) present.push([table, chain]);
+    for (const [table, chain] of present) await ipt(family, ["-t", table, "-F", chain]);
+    for (const [table, chain] of present) {
+      await ipt(family, ["-t", table, "-X", chain]);
+      removed++;
     }
   }
   return removed;
 }
 
-/** Is our hook rule the first rule of FORWARD in every table and family? */
-export async function hooksFirst(o: { ipv6: boolean }): Promise<boolean> {
+/** Is each of our hook rules the first rule of its built-in chain, in every family? */
+export async function hooksFirst(o: { ipv6: boolean; mode: Mode }): Promise<boolean> {
   for (const family of families(o)) {
-    for (const [table, chain] of [["mangle", CHAIN_QUEUE], ["filter", CHAIN_FILTER]] as const) {
-      const out = await ipt(family, ["-t", table, "-S", HOOK]);
-      const first = out.split("\n").find((l) => l.startsWith(`-A ${HOOK} `));
-      if (first !== `-A ${HOOK} -j ${chain}`) return false;
+    for (const h of hooks(o.mode)) {
+      const out = await ipt(family, ["-t", h.table, "-S", h.builtin]);
+      const first = out.split("\n").find((l) => l.startsWith(`-A ${h.builtin} `));
+      if (first !== `-A ${h.builtin} -j ${h.chain}`) return false;
     }
   }
   return true;

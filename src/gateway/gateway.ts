@@ -106,14 +106,9 @@ export class Gateway {
     const wan = config.wanInterfaces.length > 0 ? config.wanInterfaces : await defaultRouteInterfaces();
     const gw = new Gateway(config, rulesPath, log, image, wan);
     try {
-      const { backend } = await installFirewall({
-        firstQueue: config.queues.first,
-        queues: config.queues.count,
-        marks: config.marks,
-        failClosed: config.failClosed,
-        ipv6: config.ipv6,
-      });
-      log.info(`firewall: ${backend}; chains hooked first into FORWARD (IPv4${config.ipv6 ? " and IPv6" : ""})`);
+      const { backend } = await installFirewall(gw.firewallOptions());
+      const where = { gateway: "FORWARD", host: "INPUT and OUTPUT", both: "FORWARD, INPUT and OUTPUT" }[config.mode];
+      log.info(`firewall: ${backend}; chains hooked first into ${where} (IPv4${config.ipv6 ? " and IPv6" : ""})`);
       if (!forwarding()) log.warn("net.ipv4.ip_forward is 0: this host routes nothing, so nothing reaches sluice's queues");
       for (const q of gw.queues) gw.launch(q);
       gw.watchdog = setInterval(() => gw.checkWorkers(), Math.max(POLL_MS, config.watchdogMs / 4));
@@ -243,14 +238,20 @@ export class Gateway {
     return { rules: image.stats.rules, forgotten };
   }
 
+  private firewallOptions() {
+    const c = this.config;
+    // The health port is exempt like SSH: in host mode the operator can always reach it.
+    const exemptPorts = [...new Set([...c.exemptPorts, ...(c.health.port > 0 ? [c.health.port] : [])])];
+    return { firstQueue: c.queues.first, queues: c.queues.count, marks: c.marks, failClosed: c.failClosed, ipv6: c.ipv6, mode: c.mode, exemptPorts };
+  }
+
   /** Puts our hooks back in first position if something was inserted above them. */
   async keepHooksFirst(): Promise<boolean> {
-    const c = this.config;
-    const opts = { firstQueue: c.queues.first, queues: c.queues.count, marks: c.marks, failClosed: c.failClosed, ipv6: c.ipv6 };
+    const opts = this.firewallOptions();
     try {
       if (await hooksFirst(opts)) return true;
-      this.log.warn("another rule was inserted above sluice's hooks in FORWARD: moving them back to the top");
-      await removeFirewall({ ipv6: c.ipv6 });
+      this.log.warn("another rule was inserted above sluice's hooks: moving them back to the top");
+      await removeFirewall({ ipv6: opts.ipv6 });
       await installFirewall(opts);
       return false;
     } catch (err) {
