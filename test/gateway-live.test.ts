@@ -32,6 +32,18 @@ interface Probe {
   connected?: number;
 }
 
+/** Whatever happened in the tests: kill sluice, remove any chain it left, delete the namespaces. */
+function teardown(t: Topology | undefined, gw: ChildProcess | undefined): void {
+  if (gw && gw.exitCode === null) gw.kill("SIGKILL");
+  if (!t) return;
+  try {
+    t.exec(t.gw, process.execPath, [CLI, "recover"]);
+  } catch {
+    /* the namespace is deleted next anyway */
+  }
+  t.destroy();
+}
+
 function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -73,16 +85,7 @@ describe("live gateway", () => {
 
   after(() => {
     if (process.env.SLUICE_TEST_LOG) process.stderr.write(`--- gateway log ---\n${log}\n`);
-    if (gw && gw.exitCode === null) gw.kill("SIGKILL");
-    if (t) {
-      // Whatever happened above, leave no chains behind in the namespace before it goes.
-      try {
-        t.exec(t.gw, process.execPath, [CLI, "recover"]);
-      } catch {
-        /* the namespace is deleted next anyway */
-      }
-      t.destroy();
-    }
+    teardown(t, gw);
   });
 
   it("passes TCP, UDP and ICMP under allow rules, over IPv4 and IPv6", () => {
@@ -209,17 +212,7 @@ describe("live host mode", () => {
     }
   });
 
-  after(() => {
-    if (gw && gw.exitCode === null) gw.kill("SIGKILL");
-    if (t) {
-      try {
-        t.exec(t.gw, process.execPath, [CLI, "recover"]);
-      } catch {
-        /* the namespace is deleted next anyway */
-      }
-      t.destroy();
-    }
-  });
+  after(() => teardown(t, gw));
 
   it("never filters SSH to the gateway, even under a rule that blocks everything", () => {
     assert.equal(probeFrom(t.cli, "tcp", "10.80.1.1", "22").ok, true);
