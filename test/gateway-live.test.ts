@@ -58,10 +58,17 @@ describe("live gateway", () => {
   const probe = (...args: string[]): Probe => JSON.parse(t.exec(t.cli, process.execPath, [CLIENT, ...args], 20000).trim()) as Probe;
   const health = (): { received: number; restarts: number; status: string; reloads: number } =>
     JSON.parse(t.exec(t.gw, "curl", ["-s", "--max-time", "5", `http://127.0.0.1:${healthPort}/health`])) as never;
+  /** Polls `what` (an error counts as "not yet") until it holds or `ms` pass. */
   const waitFor = async (what: () => boolean, ms: number, label: string) => {
     const until = Date.now() + ms;
-    while (!what()) {
-      if (Date.now() > until) throw new Error(`timed out waiting for ${label}; gateway log:\n${log}`);
+    let last: unknown = null;
+    for (;;) {
+      try {
+        if (what()) return;
+      } catch (err) {
+        last = err;
+      }
+      if (Date.now() > until) throw new Error(`timed out waiting for ${label} (last error: ${String(last)}); gateway log:\n${log}`);
       await sleep(50);
     }
   };
@@ -155,9 +162,9 @@ describe("live gateway", () => {
   it("keeps traffic flowing when its queue workers die, and restarts them", async () => {
     const restarts = health().restarts;
     gw.kill("SIGUSR2");
-    await waitFor(() => health().restarts >= restarts + 2, 5000, "the workers to restart");
+    await waitFor(() => health().restarts >= restarts + 2, 15000, "the workers to restart");
     assert.equal(probe("http", t.srv4, "80", "ok.test").status, 200);
-    await waitFor(() => health().status === "ok", 5000, "every queue running again");
+    await waitFor(() => health().status === "ok", 15000, "every queue running again");
     assert.equal(probe("http", t.srv4, "8080", "ok.test").error, "ECONNREFUSED", "deciding again");
   });
 
