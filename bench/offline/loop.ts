@@ -1,5 +1,5 @@
-// The measured loop, shared by the main thread and the Piscina workers: process batches of
-// BATCH packets through the core until the deadline, timing every batch.
+// The measured loop, shared by the main thread, the Piscina workers and the dns-packet case:
+// run batches of BATCH packets until the deadline, timing every batch.
 
 import type { Core } from "../../src/engine/core.js";
 
@@ -30,27 +30,30 @@ export interface LoopResult {
 const MAX_SAMPLES = 1 << 21;
 const DESC_SIZE = 16;
 
-export function runLoop(core: Core, a: LoopArgs, warmupMs: number): LoopResult {
+/** Runs `batch(i)` (which handles BATCH packets) for warmupMs, then measures it for durationMs. */
+export function measure(durationMs: number, warmupMs: number, batch: (i: number) => void): LoopResult {
   const batchNs = new Float64Array(MAX_SAMPLES);
-  const nBatches = Math.floor(a.nDesc / BATCH);
   const run = (ms: number, record: boolean): LoopResult => {
-    let packets = 0;
     let batches = 0;
-    let b = 0;
     const start = process.hrtime.bigint();
     const deadline = start + BigInt(ms) * 1000000n;
     let t0 = start;
-    while (true) {
-      core.processBatch(a.descBase + b * BATCH * DESC_SIZE, BATCH, a.rec, a.results, a.img, a.ipd, a.now, a.flags);
+    for (;;) {
+      batch(batches);
       const t1 = process.hrtime.bigint();
       if (record && batches < MAX_SAMPLES) batchNs[batches] = Number(t1 - t0);
       batches++;
-      packets += BATCH;
       t0 = t1;
-      if (++b === nBatches) b = 0;
-      if (t1 >= deadline) return { packets, elapsedNs: Number(t1 - start), batchNs, batches };
+      if (t1 >= deadline) return { packets: batches * BATCH, elapsedNs: Number(t1 - start), batchNs, batches };
     }
   };
   run(warmupMs, false);
-  return run(a.durationMs, true);
+  return run(durationMs, true);
+}
+
+export function runLoop(core: Core, a: LoopArgs, warmupMs: number): LoopResult {
+  const nBatches = Math.floor(a.nDesc / BATCH);
+  return measure(a.durationMs, warmupMs, (i) => {
+    core.processBatch(a.descBase + (i % nBatches) * BATCH * DESC_SIZE, BATCH, a.rec, a.results, a.img, a.ipd, a.now, a.flags);
+  });
 }

@@ -16,7 +16,7 @@ import { parseRuleset } from "../../src/rules/parse.js";
 import { compileRuleset, type CompiledImage } from "../../src/rules/image.js";
 import { makeRules } from "./rules.js";
 import { buildMix, type Mix } from "./mix.js";
-import { runLoop, BATCH, type LoopArgs } from "./loop.js";
+import { runLoop, measure, BATCH, type LoopArgs } from "./loop.js";
 import type { WorkerTask } from "./worker.js";
 import { emit, percentile, round } from "../lib/stats.js";
 
@@ -194,32 +194,12 @@ function dnsCases(mix: Mix): void {
   const IP6_UDP = 48;
   const msgs = dnsPackets.map((p) => Buffer.from(p.buffer, p.byteOffset + ((p[0]! >> 4) === 4 ? IP4_UDP : IP6_UDP)));
   const n = Math.floor(msgs.length / BATCH) * BATCH;
-  const samples = new Float64Array(1 << 20);
   let sink = 0;
-  const loop = (ms: number, record: boolean) => {
-    let packets = 0;
-    let batches = 0;
-    let i = 0;
-    const start = process.hrtime.bigint();
-    const deadline = start + BigInt(ms) * 1000000n;
-    let t0 = start;
-    while (true) {
-      for (let k = 0; k < BATCH; k++) {
-        const m = dnsPacket.decode(msgs[i]!);
-        sink += m.answers?.length ?? 0;
-        if (++i === n) i = 0;
-      }
-      const t1 = process.hrtime.bigint();
-      if (record && batches < samples.length) samples[batches] = Number(t1 - t0);
-      batches++;
-      packets += BATCH;
-      t0 = t1;
-      if (t1 >= deadline) return { packets, elapsedNs: Number(t1 - start), batches };
-    }
-  };
-  loop(WARMUP_MS, false);
-  const r = loop(DURATION_MS, true);
-  row("dns-decode", "dns-packet", 1, 0, r.packets, r.elapsedNs, percentile(samples, Math.min(r.batches, samples.length), 99.9), { answers_seen: sink > 0 });
+  const r = measure(DURATION_MS, WARMUP_MS, (b) => {
+    const base = (b * BATCH) % n;
+    for (let k = 0; k < BATCH; k++) sink += dnsPacket.decode(msgs[base + k]!).answers?.length ?? 0;
+  });
+  row("dns-decode", "dns-packet", 1, 0, r.packets, r.elapsedNs, percentile(r.batchNs, Math.min(r.batches, r.batchNs.length), 99.9), { answers_seen: sink > 0 });
 }
 
 async function main(): Promise<void> {
