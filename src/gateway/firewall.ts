@@ -167,6 +167,24 @@ function families(o: { ipv6: boolean }): Family[] {
   return o.ipv6 ? [4, 6] : [4];
 }
 
+/**
+ * Can this kernel run nft's own `queue` statement? Checked with `nft --check` on a throwaway
+ * table, so nothing is committed. Missing without CONFIG_NFT_QUEUE; iptables-nft's NFQUEUE
+ * target (through nft_compat) works either way, and is what sluice installs.
+ */
+export async function nftQueueSupport(): Promise<"available" | "not in this kernel" | "nft not installed"> {
+  const probe = "table inet sluice_probe { chain c { type filter hook forward priority 0; queue num 0 bypass; }; }";
+  return new Promise((resolve) => {
+    const child = execFile("nft", ["--check", "-f", "-"], (err) => {
+      if (!err) resolve("available");
+      else resolve((err as NodeJS.ErrnoException).code === "ENOENT" ? "nft not installed" : "not in this kernel");
+    });
+    child.on("error", () => resolve("nft not installed"));
+    child.stdin?.on("error", () => undefined);
+    child.stdin?.end(probe);
+  });
+}
+
 /** Creates (or resets) the chains and hooks them first into their built-in chains. Idempotent. */
 export async function installFirewall(o: FirewallOptions): Promise<{ backend: string }> {
   const version = await ipt(4, ["--version"]);

@@ -18,7 +18,7 @@ import {
   type QueueArea, type QueueStats,
 } from "../capture/area.js";
 import type { QueueTask } from "../worker/queue-worker.js";
-import { installFirewall, removeFirewall, forgetDecisions, hooksFirst } from "./firewall.js";
+import { installFirewall, removeFirewall, forgetDecisions, hooksFirst, nftQueueSupport } from "./firewall.js";
 import { loadConfig, type GatewayConfig } from "./config.js";
 import { defaultRouteInterfaces, ifindex, hasNetAdmin } from "./netinfo.js";
 
@@ -63,6 +63,7 @@ export class Gateway {
   private image: CompiledImage;
   private reloads = 0;
   private beatsAtSwap: number[] = [];
+  private backend = "";
 
   private constructor(config: GatewayConfig, rulesPath: string, log: Logger, image: CompiledImage, wanNames: string[]) {
     this.config = config;
@@ -107,8 +108,9 @@ export class Gateway {
     const gw = new Gateway(config, rulesPath, log, image, wan);
     try {
       const { backend } = await installFirewall(gw.firewallOptions());
+      gw.backend = `${backend}, NFQUEUE target (nft's own queue statement: ${await nftQueueSupport()})`;
       const where = { gateway: "FORWARD", host: "INPUT and OUTPUT", both: "FORWARD, INPUT and OUTPUT" }[config.mode];
-      log.info(`firewall: ${backend}; chains hooked first into ${where} (IPv4${config.ipv6 ? " and IPv6" : ""})`);
+      log.info(`firewall: ${gw.backend}; chains hooked first into ${where} (IPv4${config.ipv6 ? " and IPv6" : ""})`);
       if (!forwarding()) log.warn("net.ipv4.ip_forward is 0: this host routes nothing, so nothing reaches sluice's queues");
       for (const q of gw.queues) gw.launch(q);
       gw.watchdog = setInterval(() => gw.checkWorkers(), Math.max(POLL_MS, config.watchdogMs / 4));
@@ -283,6 +285,7 @@ export class Gateway {
       rules: this.image.stats.rules,
       reloads: this.reloads,
       wanInterfaces: this.wanNames,
+      firewall: this.backend,
       failClosed: this.config.failClosed,
     };
   }
