@@ -21,6 +21,7 @@ const RULES = `# line numbers matter to the tests
 - fd80:2::2 TCP/8080
 - blocked.test
 - .tracker.test
+- *.learned.test TCP/443
 + *
 `;
 
@@ -122,6 +123,14 @@ describe("live gateway", () => {
     assert.equal(probe("tls", t.srv6, "443", "ok.test").ok, true);
     assert.equal(probe("tls", t.srv6, "443", "tracker.test").error, "ECONNRESET");
     assert.equal(probe("http", t.srv6, "80", "blocked.test").error, "ECONNRESET");
+  });
+
+  it("learns names from DNS answers crossing the gateway and applies domain rules to plain connections", () => {
+    assert.equal(probe("tcp", t.srv4, "443").ok, true, "before any DNS answer, nothing names 10.80.2.2");
+    const answer = probe("dns", t.srv4, "53", "www.learned.test") as Probe & { answers?: string[] };
+    assert.deepEqual(answer.answers, [t.srv4], "the DNS answer came back through the gateway");
+    assert.equal(probe("tcp", t.srv4, "443").error, "ECONNREFUSED", "now 10.80.2.2 is www.learned.test: blocked on 443");
+    assert.equal(probe("http", t.srv4, "80", "ok.test").status, 200, "other ports and names still pass");
   });
 
   it("fast-tracks a decided connection: a long exchange queues only its first packets", () => {

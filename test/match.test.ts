@@ -185,7 +185,8 @@ for (const core of ["wasm", "twin"] as const) {
       assert.equal(v.packet.name, "ads.example.net");
       assert.deepEqual(r.decide(pkt), d("block", "domain", 1));
       assert.deepEqual(r.decide(udp(LAN6, "2620:fe::fe", 53, dnsQuery("example.net", 28))), d("block", "domain", 1));
-      assert.deepEqual(r.decide(udp(LAN4, "9.9.9.9", 53, dnsQuery("example.network"))), DEFAULT_ACCEPT);
+      // Accepted DNS passes once (never fast-tracked, so its answer is seen): see below.
+      assert.deepEqual(r.decide(udp(LAN4, "9.9.9.9", 53, dnsQuery("example.network"))), d("pass-once", "default", 0));
     });
 
     it("ignores a trailing dot in the packet's name", () => {
@@ -297,7 +298,7 @@ for (const core of ["wasm", "twin"] as const) {
     it("allows UDP/53 but not TCP/53", () => {
       const r = load(core, rules);
       assert.deepEqual(r.decide(udp(LAN4, "9.9.9.9", 53)), d("accept", "ip", 3));
-      assert.deepEqual(r.decide(udp(LAN4, "9.9.9.9", 53, dnsQuery("example.com"))), d("accept", "ip", 3));
+      assert.deepEqual(r.decide(udp(LAN4, "9.9.9.9", 53, dnsQuery("example.com"))), d("pass-once", "ip", 3), "DNS is never fast-tracked");
       assert.deepEqual(r.decide(syn("9.9.9.9", 53)), d("block", "ip", 10));
     });
 
@@ -360,7 +361,7 @@ for (const core of ["wasm", "twin"] as const) {
       const r = load(core, "- example.com TCP/443\n+ .example.com UDP/53\ndefault drop");
       assert.deepEqual(r.decide(tls("example.com", "93.184.216.34", 443)), d("block", "domain", 1));
       assert.deepEqual(r.decide(http("example.com", "93.184.216.34", 80)), d("drop", "default", 0));
-      assert.deepEqual(r.decide(udp(LAN4, "9.9.9.9", 53, dnsQuery("www.example.com"))), d("accept", "domain", 2));
+      assert.deepEqual(r.decide(udp(LAN4, "9.9.9.9", 53, dnsQuery("www.example.com"))), d("pass-once", "domain", 2));
       assert.deepEqual(r.decide(tls("www.example.com", "93.184.216.34", 443)), d("drop", "default", 0));
     });
   });
@@ -606,6 +607,16 @@ for (const core of ["wasm", "twin"] as const) {
       assert.deepEqual(ipFirst.decide(syn("198.51.100.20")), d("block", "ip", 1));
       ipFirst.learn("203.0.113.20", "img.cdn.example");
       assert.deepEqual(ipFirst.decide(syn("203.0.113.20")), d("accept", "ipdom", 2));
+    });
+  });
+
+  describe(`matcher (${core}): DNS is never fast-tracked`, () => {
+    it("passes accepted DNS once, so the answer is queued and learned, and blocks blocked DNS for good", () => {
+      const r = load(core, "- ads.example UDP/53\n+ *");
+      const query = udp(LAN4, "9.9.9.9", 53, dnsQuery("www.example.org"));
+      assert.deepEqual(r.decide(query), d("pass-once", "ip", 2));
+      assert.deepEqual(r.decide(udp(LAN4, "9.9.9.9", 53, dnsQuery("ads.example"))), d("block", "domain", 1));
+      assert.deepEqual(r.decide(udp(LAN4, "9.9.9.9", 9999, new Uint8Array(20))), d("accept", "ip", 2), "other UDP is decided for good");
     });
   });
 

@@ -12,11 +12,11 @@ import {
   RF_HAS_PORT, LIST_COUNT, LIST_IDS, DOM_HASH, DOM_PROFILE, DOM_NAMELEN, DOM_NAMEOFF, DOM_LIST_SELF,
   DOM_LIST_SUB, DOM_SLOT_SIZE, MAC_HI, MAC_LO, MAC_PROFILE, MAC_SIZE,
   REC_FLAGS, REC_IPVER, REC_PROTO, REC_SPORT, REC_DPORT, REC_SRC, REC_DST, REC_NAME, REC_NAMELEN,
-  REC_NAMESRC, REC_MAC, REC_VERDICT, REC_MATCHBY, REC_PROFILE, REC_RULE, REC_LINE, REC_PAYLEN,
+  REC_NAMESRC, REC_MAC, REC_VERDICT, REC_MATCHBY, REC_PROFILE, REC_RULE, REC_LINE, REC_PAYLEN, REC_APP,
 } from "../shared/layout";
 import {
   PF_HAS_PORTS, PF_HAS_NAME, PF_HAS_MAC, PF_INBOUND, NO_RULE, MB_DEFAULT, MB_IP, MB_DOMAIN, MB_IPDOM,
-  NS_IPDOM, RK_DOMAIN, IPP_TCP, IPP_ICMP, IPP_ICMPV6, PF_PROVISIONAL, VERDICT_ACCEPT, VERDICT_BLOCK, VERDICT_DROP,
+  NS_IPDOM, RK_DOMAIN, APP_DNS, IPP_TCP, IPP_ICMP, IPP_ICMPV6, PF_PROVISIONAL, VERDICT_ACCEPT, VERDICT_BLOCK, VERDICT_DROP,
 } from "../shared/events";
 import { lookup4, lookup6 } from "./interval";
 import { hashSeed, hashStep, hashFinish, filterBit } from "./hash";
@@ -175,6 +175,9 @@ export function matchPacket(img: i32, rec: i32, ipd: i32, now: i32): i32 {
     sth32(rec + REC_RULE, best);
     sth32(rec + REC_LINE, ldh32(r + RULE_LINE));
   }
+  // DNS is never fast-tracked: its answers are what fills the IP -> domain table, and an answer
+  // is a reply the kernel would otherwise keep from us once the query's verdict were saved.
+  if (verdict == VERDICT_ACCEPT && ld8(rec + REC_APP) == APP_DNS) provisional = true;
   // Blocking ICMP means dropping it: answering ICMP with an ICMP error helps nobody, and the
   // kernel rules let ICMP in a blocked connection pass so the errors *we* send get out.
   if (verdict == VERDICT_BLOCK && (proto == IPP_ICMP || proto == IPP_ICMPV6)) verdict = VERDICT_DROP;

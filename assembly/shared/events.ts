@@ -38,9 +38,10 @@ export const PF_INNER_PORTS = 0x200; // REC_INNER_SPORT / REC_INNER_DPORT are va
 export const PF_ICMP_ECHO = 0x400; // REC_ICMPID is valid
 export const PF_INBOUND = 0x800; // remote side is the source
 export const PF_L4_HDR = 0x1000; // the transport's fixed header was read (TCP 20, UDP 8, SCTP 12, ICMP 8 bytes)
-// The verdict holds for this packet only: a TCP packet without payload and without a known name,
-// in a profile whose domain rules could still decide the connection once its first payload
-// (TLS SNI, HTTP Host) arrives. Such packets pass; the connection is decided on a later one.
+// The verdict holds for this packet only, so the connection's next packet is queued again: a TCP
+// packet without payload and without a known name, in a profile whose domain rules could still
+// decide the connection once its first payload (TLS SNI, HTTP Host) arrives; and accepted DNS,
+// whose answers must reach the IP -> domain table.
 export const PF_PROVISIONAL = 0x2000;
 
 // ## Application protocols (REC_APP)
