@@ -114,9 +114,12 @@ function mergeIds(a: number[], b: number[], unconditional: (id: number) => boole
 interface DomainEntry {
   profile: number;
   name: string;
-  self: number[];
-  sub: number[];
+  /** Rule ids for the name itself and for its subdomains; null until one exists (most have one side). */
+  self: number[] | null;
+  sub: number[] | null;
 }
+
+const NO_IDS: number[] = [];
 
 const LOW_96_ZERO = "0".repeat(24);
 
@@ -149,7 +152,7 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
   };
 
   const lists = new ListPool();
-  const domains = new Map<string, DomainEntry>();
+  const domains: DomainEntry[] = [];
   const tables: { v4: Intervals<number> | null; v6: Intervals<string> | null; ndomain: number; firstDomain: number }[] = [];
   let id = 0;
   for (let pi = 0; pi < profiles.length; pi++) {
@@ -159,16 +162,23 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
     const by6 = new Map<string, Prefix<string, number[]>>();
     let ndomain = 0;
     let firstDomain = NO_DOMAIN_RULE;
+    const profileDomains = new Map<string, DomainEntry>();
     const addPrefix = (addr: AddrValue, length: number, rid: number) => {
       if (typeof addr === "number") {
         const key = prefixKey(addr, length) as number;
         let e = by4.get(key);
-        if (!e) by4.set(key, (e = { ...V4.range(addr, length), length, payload: [] }));
+        if (!e) {
+          const r = V4.range(addr, length);
+          by4.set(key, (e = { start: r.start, end: r.end, length, payload: [] }));
+        }
         e.payload.push(rid);
       } else {
         const key = prefixKey(addr, length) as string;
         let e = by6.get(key);
-        if (!e) by6.set(key, (e = { ...V6.range(addr, length), length, payload: [] }));
+        if (!e) {
+          const r = V6.range(addr, length);
+          by6.set(key, (e = { start: r.start, end: r.end, length, payload: [] }));
+        }
         e.payload.push(rid);
       }
     };
@@ -183,14 +193,14 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
       } else if ("name" in ent) {
         ndomain++;
         if (firstDomain === NO_DOMAIN_RULE) firstDomain = rid;
-        const key = `${pi}|${ent.name}`;
-        let d = domains.get(key);
+        let d = profileDomains.get(ent.name);
         if (!d) {
-          d = { profile: pi, name: ent.name, self: [], sub: [] };
-          domains.set(key, d);
+          d = { profile: pi, name: ent.name, self: null, sub: null };
+          profileDomains.set(ent.name, d);
+          domains.push(d);
         }
-        if (ent.kind === "domain" || ent.kind === "tree") d.self.push(rid);
-        if (ent.kind === "subdomains" || ent.kind === "tree") d.sub.push(rid);
+        if (ent.kind === "domain" || ent.kind === "tree") (d.self ??= []).push(rid);
+        if (ent.kind === "subdomains" || ent.kind === "tree") (d.sub ??= []).push(rid);
       }
     }
     const ruleTable = <K extends AddrValue>(space: Space<K>, prefixes: Prefix<K, number[]>[]): Intervals<K> | null => {
@@ -200,7 +210,8 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
         prefixes,
         0,
         (parent, pre) => {
-          const ids = mergeIds(parent ? parent.ids : [], pre.payload, unconditional);
+          // Most prefixes are not nested and carry one rule: their list is their payload.
+          const ids = parent || pre.payload.length > 1 ? mergeIds(parent ? parent.ids : [], pre.payload, unconditional) : pre.payload;
           return { ids, list: lists.add(ids) };
         },
         (st) => st.list,
@@ -261,8 +272,13 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
     img.u32(r + L.RULE_LINE, rule.line);
   });
   // Every list must exist before the lists section is copied: register the domain lists now.
-  const entries = [...domains.values()];
-  const domainLists = entries.map((d) => ({ self: lists.add(d.self), sub: lists.add(d.sub) }));
+  const entries = domains;
+  const selfLists = new Uint32Array(entries.length);
+  const subLists = new Uint32Array(entries.length);
+  entries.forEach((d, i) => {
+    selfLists[i] = lists.add(d.self ?? NO_IDS);
+    subLists[i] = lists.add(d.sub ?? NO_IDS);
+  });
   let poolBytes = 0;
   for (const d of entries) poolBytes += d.name.length; // validated ASCII: one byte per character
   const listsOff = img.reserve(lists.buf.length);
@@ -289,8 +305,8 @@ export function compileRuleset(ruleset: Ruleset): CompiledImage {
     img.u16(e + L.DOM_PROFILE, d.profile);
     img.u16(e + L.DOM_NAMELEN, name.length);
     img.u32(e + L.DOM_NAMEOFF, poolPos);
-    img.u32(e + L.DOM_LIST_SELF, listsOff + domainLists[i]!.self);
-    img.u32(e + L.DOM_LIST_SUB, listsOff + domainLists[i]!.sub);
+    img.u32(e + L.DOM_LIST_SELF, listsOff + selfLists[i]!);
+    img.u32(e + L.DOM_LIST_SUB, listsOff + subLists[i]!);
     poolPos += name.length;
   });
 

@@ -60,11 +60,25 @@ interface Token {
   column: number;
 }
 
+const CH_SPACE = 32;
+const CH_TAB = 9;
+
 function tokens(line: string): Token[] {
   const out: Token[] = [];
-  const re = /\S+/g;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(line)) !== null) out.push({ text: m[0], column: m.index + 1 });
+  const n = line.length;
+  let i = 0;
+  while (i < n) {
+    let c = line.charCodeAt(i);
+    if (c === CH_SPACE || c === CH_TAB || c === 13) {
+      i++;
+      continue;
+    }
+    const start = i;
+    do {
+      c = line.charCodeAt(++i);
+    } while (i < n && c !== CH_SPACE && c !== CH_TAB && c !== 13);
+    out.push({ text: line.slice(start, i), column: start + 1 });
+  }
   return out;
 }
 
