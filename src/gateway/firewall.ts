@@ -236,6 +236,28 @@ export async function hooksFirst(o: { ipv6: boolean; mode: Mode }): Promise<bool
 }
 
 /**
+ * Moves each of our hook rules back to the top of its built-in chain if something was inserted
+ * above it, without a moment unhooked: a second jump goes in at position 1 first, then the old one
+ * (now further down) is deleted by its position. Returns how many hooks were moved.
+ */
+export async function restoreHookOrder(o: { ipv6: boolean; mode: Mode }): Promise<number> {
+  let moved = 0;
+  for (const family of families(o)) {
+    for (const h of hooks(o.mode)) {
+      const rules = (await ipt(family, ["-t", h.table, "-S", h.builtin])).split("\n").filter((l) => l.startsWith(`-A ${h.builtin} `));
+      const ours = `-A ${h.builtin} -j ${h.chain}`;
+      if (rules[0] === ours) continue;
+      const at = rules.indexOf(ours);
+      await ipt(family, ["-t", h.table, "-I", h.builtin, "1", "-j", h.chain]);
+      // Rule positions are 1-based; the insert pushed the old jump down by one.
+      if (at >= 0) await ipt(family, ["-t", h.table, "-D", h.builtin, String(at + 2)]);
+      moved++;
+    }
+  }
+  return moved;
+}
+
+/**
  * Forgets the decisions the kernel holds (conntrack entries carrying a verdict mark), so every
  * connection is decided again by the current rules on its next packet: a new block cuts open
  * connections. Uses conntrack(8); returns how many entries were deleted.

@@ -18,7 +18,7 @@ import {
   type QueueArea, type QueueStats,
 } from "../capture/area.js";
 import type { QueueTask } from "../worker/queue-worker.js";
-import { installFirewall, removeFirewall, forgetDecisions, hooksFirst, nftQueueSupport } from "./firewall.js";
+import { installFirewall, removeFirewall, forgetDecisions, hooksFirst, restoreHookOrder, nftQueueSupport } from "./firewall.js";
 import { loadConfig, type GatewayConfig } from "./config.js";
 import { defaultRouteInterfaces, ifindex, hasNetAdmin } from "./netinfo.js";
 
@@ -252,9 +252,8 @@ export class Gateway {
     const opts = this.firewallOptions();
     try {
       if (await hooksFirst(opts)) return true;
-      this.log.warn("another rule was inserted above sluice's hooks: moving them back to the top");
-      await removeFirewall({ ipv6: opts.ipv6 });
-      await installFirewall(opts);
+      const moved = await restoreHookOrder(opts);
+      this.log.warn(`another rule was inserted above sluice's hooks: moved ${moved} back to the top`);
       return false;
     } catch (err) {
       this.log.warn(`hook check failed: ${err instanceof Error ? err.message : String(err)}`);
