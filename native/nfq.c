@@ -404,6 +404,21 @@ static napi_value nq_recv(napi_env env, napi_callback_info info) {
   return num(env, n);
 }
 
+/** The mark a packet leaves with: its verdict's mark in our bits, the arrival mark elsewhere. */
+static uint32_t final_mark(const queue_t *q, const uint8_t *r, const uint8_t *mt) {
+  uint32_t orig, rflags;
+  memcpy(&orig, mt + META_MARK, 4);
+  memcpy(&rflags, r + RES_FLAGS, 4);
+  int which;
+  switch (r[RES_VERDICT]) {
+    case VERDICT_ACCEPT: which = (rflags & PF_PROVISIONAL) ? MARK_ONCE : MARK_ACCEPT; break;
+    case VERDICT_BLOCK: which = MARK_BLOCK; break;
+    case VERDICT_DROP: which = MARK_DROP; break;
+    default: which = MARK_ONCE; break;  // undecided: let this packet pass, ask again next time
+  }
+  return (orig & ~q->mask) | (q->marks[which] & q->mask);
+}
+
 /**
  * verdict(handle, metaOff, resultsOff, n) -> 0 | -errno
  * Every packet is accepted with a mark naming the connection's verdict (the filter table
@@ -428,43 +443,26 @@ static napi_value nq_verdict(napi_env env, napi_callback_info info) {
   static __thread uint8_t buf[MAX_BATCH * VERDICT_MSG_SPACE];
   size_t off = 0;
   uint32_t msgs = 0;
+  uint32_t run_start = 0;
   for (uint32_t i = 0; i < n; i++) {
-    const uint8_t *r = q->base + results + (size_t)i * RES_SIZE;
     const uint8_t *mt = q->base + meta + (size_t)i * META_SIZE;
-    uint32_t id, orig, rflags;
-    memcpy(&id, mt + META_ID, 4);
-    memcpy(&orig, mt + META_MARK, 4);
-    memcpy(&rflags, r + RES_FLAGS, 4);
-    int which;
-    switch (r[RES_VERDICT]) {
-      case VERDICT_ACCEPT: which = (rflags & PF_PROVISIONAL) ? MARK_ONCE : MARK_ACCEPT; break;
-      case VERDICT_BLOCK: which = MARK_BLOCK; break;
-      case VERDICT_DROP: which = MARK_DROP; break;
-      default: which = MARK_ONCE; break;  // undecided: let this packet pass, ask again next time
-    }
-    uint32_t mark = (orig & ~q->mask) | (q->marks[which] & q->mask);
+    uint32_t mark = final_mark(q, q->base + results + (size_t)i * RES_SIZE, mt);
     // Extend the run while the next packet ends up with the same mark.
-    if (i + 1 < n) {
-      const uint8_t *nr = q->base + results + (size_t)(i + 1) * RES_SIZE;
-      const uint8_t *nm = q->base + meta + (size_t)(i + 1) * META_SIZE;
-      uint32_t norig, nflags;
-      memcpy(&norig, nm + META_MARK, 4);
-      memcpy(&nflags, nr + RES_FLAGS, 4);
-      int nwhich = nr[RES_VERDICT] == VERDICT_ACCEPT ? ((nflags & PF_PROVISIONAL) ? MARK_ONCE : MARK_ACCEPT)
-                   : nr[RES_VERDICT] == VERDICT_BLOCK ? MARK_BLOCK
-                   : nr[RES_VERDICT] == VERDICT_DROP  ? MARK_DROP
-                                                      : MARK_ONCE;
-      if (((norig & ~q->mask) | (q->marks[nwhich] & q->mask)) == mark) continue;
-    }
-    int batch = msgs > 0 || i > 0;  // a lone packet still uses the batch form only if it closes a run
+    if (i + 1 < n && final_mark(q, q->base + results + (size_t)(i + 1) * RES_SIZE, mt + META_SIZE) == mark) continue;
+    // The run [run_start, i] shares one mark. The batch form covers every queued id up to this
+    // packet's; all earlier packets already have their verdicts (ids only grow, and verdicts go
+    // out in order), so it names exactly this run. A run of one uses the plain form.
+    uint32_t id;
+    memcpy(&id, mt + META_ID, 4);
     size_t start = off;
-    off = put_header(buf, off, batch ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT, 0, q->queue);
+    off = put_header(buf, off, i > run_start ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT, 0, q->queue);
     struct nfqnl_msg_verdict_hdr vh = {.verdict = htonl(NF_ACCEPT), .id = htonl(id)};
     off = put_attr(buf, off, NFQA_VERDICT_HDR, &vh, sizeof vh);
     uint32_t m = htonl(mark);
     off = put_attr(buf, off, NFQA_MARK, &m, sizeof m);
     finish(buf, start, off);
     msgs++;
+    run_start = i + 1;
   }
   int fd = __atomic_load_n(&q->fd, __ATOMIC_SEQ_CST);
   if (off == 0) return num(env, 0);
