@@ -74,6 +74,7 @@ typedef struct {
   uint32_t mask;
   uint32_t marks[MARK_COUNT];
   uint32_t last_id;  // highest packet id received (0 = none yet)
+  uint32_t slots_off, slot_size, nslots;  // geometry the receive headers were set up for
   int got_any;
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
@@ -269,6 +270,7 @@ static napi_value nq_open(napi_env env, napi_callback_info info) {
   q->queue = queue;
   q->last_id = 0;
   q->got_any = 0;
+  q->nslots = 0;  // a reused struct sets its receive headers up again
   q->base = data;
   q->size = size;
   q->stats = a[6];
@@ -309,12 +311,19 @@ static napi_value nq_recv(napi_env env, napi_callback_info info) {
   struct pollfd p = {.fd = fd, .events = POLLIN};
   int ready = poll(&p, 1, (int)timeout);
   if (ready <= 0) return num(env, ready < 0 && errno != EINTR ? -errno : 0);
-  for (uint32_t i = 0; i < nslots; i++) {
-    q->iov[i].iov_base = q->base + slots + (size_t)i * slot_size;
-    q->iov[i].iov_len = slot_size;
-    memset(&q->msgs[i].msg_hdr, 0, sizeof q->msgs[i].msg_hdr);
-    q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
-    q->msgs[i].msg_hdr.msg_iovlen = 1;
+  // The receive headers depend only on the slot geometry, which a queue's worker never changes:
+  // set them up once, not on every call (a batch of one packet would pay for all of them).
+  if (slots != q->slots_off || slot_size != q->slot_size || nslots != q->nslots) {
+    for (uint32_t i = 0; i < nslots; i++) {
+      q->iov[i].iov_base = q->base + slots + (size_t)i * slot_size;
+      q->iov[i].iov_len = slot_size;
+      memset(&q->msgs[i].msg_hdr, 0, sizeof q->msgs[i].msg_hdr);
+      q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
+      q->msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    q->slots_off = slots;
+    q->slot_size = slot_size;
+    q->nslots = nslots;
   }
   int got = recvmmsg(fd, q->msgs, nslots, MSG_DONTWAIT, NULL);
   if (got < 0) {

@@ -106,23 +106,6 @@ export function formatIP(version: number, b: Uint8Array, off = 0): string {
   return version === 4 ? formatIPv4(b, off) : formatIPv6(b, off);
 }
 
-/** An address value as bytes (network order), `len` 4 or 16. */
-export function bigIntToBytes(v: bigint, len: number): Uint8Array {
-  const out = new Uint8Array(len);
-  for (let i = len - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
-}
-
-/** Address bytes as an unsigned big integer (network order). */
-export function bytesToBigInt(b: Uint8Array): bigint {
-  let v = 0n;
-  for (const x of b) v = (v << 8n) | BigInt(x);
-  return v;
-}
-
 /** Parses a MAC address written with `:` or `-` separators; null if invalid. */
 export function parseMAC(text: string): Uint8Array | null {
   const m = /^([0-9a-fA-F]{2})([:-])([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})$/.exec(text);

@@ -45,7 +45,6 @@ export class Engine {
   private readonly slots: { off: number; cap: number }[] = [];
   private active = -1;
   private generation = 0;
-  private image: CompiledImage | null = null;
 
   constructor(options: EngineOptions = {}) {
     const memory = options.memory ?? createMemory(INITIAL_PAGES);
@@ -72,9 +71,6 @@ export class Engine {
     return this.active < 0 ? 0 : this.slots[this.active]!.off;
   }
 
-  get rules(): CompiledImage | null {
-    return this.image;
-  }
 
   /** Copies a compiled image into the idle slot and makes it live with one atomic store. */
   loadImage(image: CompiledImage): void {
@@ -91,7 +87,6 @@ export class Engine {
     Atomics.store(ctl, CTL_IMAGE / 4, slot.off);
     Atomics.store(ctl, CTL_GENERATION / 4, this.generation);
     this.active = next;
-    this.image = image;
   }
 
   /** Decodes one packet (IP header first) and returns what the core read from it. */
