@@ -8,6 +8,8 @@ import { RuleSyntaxError, SluiceError } from "../core/errors.js";
 import { Engine } from "../engine/engine.js";
 import { readPcap } from "../tools/pcap.js";
 import { Gateway, type Logger } from "../gateway/gateway.js";
+import { Control } from "../control/sluice.js";
+import { startApi, type Api } from "../api/index.js";
 import { removeFirewall } from "../gateway/firewall.js";
 
 const HELP = `sluice: network-wide firewall and monitor for Linux gateways
@@ -16,10 +18,12 @@ Usage: sluice <command> [arguments]
 
 Commands:
   run [--data DIR]        Run the gateway: bind the NFQUEUEs, hook sluice's chains into FORWARD,
-                          decide every new routed connection. Data (config.json, rules) in DIR
-                          (default ./data, created on first run). SIGHUP reloads the rules,
-                          SIGINT/SIGTERM stop and remove every rule sluice installed;
-                          SIGUSR2 kills the queue workers as a crash would (a drill).
+                          decide every new routed connection, serve the API and dashboard on
+                          127.0.0.1:817. Data (config.json, rules, tokens) in DIR (default ./data,
+                          created on first run, which prints the admin token once and writes it
+                          to DIR/admin.token). SIGHUP reloads the rules, SIGINT/SIGTERM stop and
+                          remove every rule sluice installed; SIGUSR2 kills the queue workers as a
+                          crash would (a drill). --no-capture: API and stores only (development).
   recover                 Remove sluice's firewall chains and hooks (after a crash; the systemd
                           unit runs it as ExecStopPost).
   rules check FILE        Parse and compile a ruleset file; print its size or every problem
@@ -86,47 +90,57 @@ const log: Logger = {
 
 async function run(args: string[]): Promise<number> {
   let data = process.env.SLUICE_DATA ?? "./data";
+  let capture = true;
   for (let i = 0; i < args.length; i++) {
     if (args[i] === "--data" && args[i + 1]) data = args[++i]!;
+    else if (args[i] === "--no-capture") capture = false;
     else {
       process.stderr.write(`sluice run: unknown argument "${args[i]}"\n`);
       return EXIT_USAGE;
     }
   }
-  let gw: Gateway;
-  try {
-    gw = await Gateway.start(data, log);
-  } catch (err) {
-    process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`);
-    return EXIT_INVALID;
-  }
-  return new Promise((resolve) => {
-    let stopping = false;
-    const stop = (sig: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info(`${sig}: stopping`);
-      gw.stop().then(
-        () => {
-          log.info("stopped; firewall chains removed");
-          resolve(0);
-        },
-        (err: unknown) => {
-          log.warn(`stop failed: ${String(err)}; run "sluice recover"`);
-          resolve(EXIT_INVALID);
-        },
-      );
-    };
-    process.on("SIGINT", () => stop("SIGINT"));
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGUSR2", () => {
-      log.warn("SIGUSR2: terminating the queue workers (crash drill); they restart");
-      gw.killWorkers();
-    });
-    process.on("SIGHUP", () => {
-      gw.reload().catch((err: unknown) => log.warn(`reload failed, previous rules stay: ${err instanceof Error ? err.message : String(err)}`));
-    });
+  let current: Control | null = null;
+  process.on("SIGINT", () => current?.requestStop("shutdown"));
+  process.on("SIGTERM", () => current?.requestStop("shutdown"));
+  process.on("SIGUSR2", () => {
+    log.warn("SIGUSR2: terminating the queue workers (crash drill); they restart");
+    current?.gateway?.killWorkers();
   });
+  process.on("SIGHUP", () => {
+    current?.reloadRulesFile().catch((err: unknown) => log.warn(`reload failed, previous rules stay: ${err instanceof Error ? err.message : String(err)}`));
+  });
+  // core/restart stops everything and goes round again with the configuration on disk.
+  for (;;) {
+    let control: Control;
+    let api: Api | null = null;
+    try {
+      control = Control.open(data, log);
+      current = control;
+      api = await startApi(control, control.log);
+      const a = control.config.api;
+      log.info(`API on http://${a.host.includes(":") ? `[${a.host}]` : a.host}:${api.port}/api/v1/ (dashboard at /, health at /health)`);
+      if (capture) control.gateway = await Gateway.start(control.config, control.rulesPath, control.log);
+      else log.warn("--no-capture: no packet path; the API and the stores only");
+      control.state = "ready";
+    } catch (err) {
+      api?.close();
+      process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`);
+      return EXIT_INVALID;
+    }
+    const why = await control.stopped;
+    control.state = "stopping";
+    log.info(why === "restart" ? "restarting" : "stopping");
+    try {
+      await control.gateway?.stop();
+    } catch (err) {
+      log.warn(`stop failed: ${String(err)}; run "sluice recover"`);
+      api.close();
+      return EXIT_INVALID;
+    }
+    api.close();
+    log.info(control.gateway ? "stopped; firewall chains removed" : "stopped");
+    if (why !== "restart") return 0;
+  }
 }
 
 async function recover(): Promise<number> {

@@ -4,9 +4,28 @@
 import { availableParallelism } from "node:os";
 import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
+import { isIP } from "node:net";
 import { fileURLToPath } from "node:url";
 import { SluiceError } from "../core/errors.js";
+import { parseKeyEntry } from "../core/apikeys.js";
 import type { Marks, Mode } from "./firewall.js";
+
+export interface ApiConfig {
+  host: string;
+  port: number;
+  /** Full access for loopback clients, no authentication (development only). */
+  devMode: boolean;
+  /** Portmaster-style API keys: <key>?read=<perm>&write=<perm>[&expires=<RFC3339>]. */
+  keys: string[];
+  /** A dashboard session ends after this long without a request. */
+  sessionTtlS: number;
+  /** The most app tokens one owner may hold. */
+  tokensPerOwner: number;
+  maxBodyKB: number;
+  /** After this many failed authentications within the window, a client gets 429. */
+  authFailLimit: number;
+  authFailWindowS: number;
+}
 
 export interface GatewayConfig {
   /** NFQUEUE numbers first..first+count-1, one worker each; count defaults to the cores. */
@@ -25,8 +44,8 @@ export interface GatewayConfig {
   wanInterfaces: string[];
   /** The ruleset file, relative to the data directory. */
   rulesFile: string;
-  /** Health endpoint (GET /health). */
-  health: { host: string; port: number };
+  /** The API (REST, database WebSocket, /health). */
+  api: ApiConfig;
   /** A queue whose worker shows no sign of life for this long is restarted. */
   watchdogMs: number;
 }
@@ -41,7 +60,17 @@ const DEFAULTS: GatewayConfig = {
   ipv6: true,
   wanInterfaces: [],
   rulesFile: "sluice.rules",
-  health: { host: "127.0.0.1", port: 817 },
+  api: {
+    host: "127.0.0.1",
+    port: 817,
+    devMode: false,
+    keys: [],
+    sessionTtlS: 900,
+    tokensPerOwner: 20,
+    maxBodyKB: 1024,
+    authFailLimit: 10,
+    authFailWindowS: 60,
+  },
   watchdogMs: 3000,
 };
 
@@ -75,7 +104,7 @@ function merge(base: Record<string, unknown>, over: unknown, path: string): Reco
 }
 
 export function validate(raw: unknown): GatewayConfig {
-  const c = merge(DEFAULTS as unknown as Record<string, unknown>, raw, "") as unknown as GatewayConfig;
+  const c = merge(structuredClone(DEFAULTS) as unknown as Record<string, unknown>, migrate(raw), "") as unknown as GatewayConfig;
   const q = c.queues;
   q.first = int(q.first, "queues.first", 0, 65535);
   q.count = int(q.count, "queues.count", 1, 64);
@@ -101,14 +130,43 @@ export function validate(raw: unknown): GatewayConfig {
     fail("wanInterfaces", "must be a list of interface names");
   }
   if (typeof c.rulesFile !== "string" || c.rulesFile.length === 0) fail("rulesFile", "must be a file name");
-  if (typeof c.health.host !== "string") fail("health.host", "must be an address");
-  c.health.port = int(c.health.port, "health.port", 0, 65535);
+  const a = c.api;
+  if (typeof a.host !== "string" || !isIP(a.host)) fail("api.host", "must be an IP address");
+  a.port = int(a.port, "api.port", 0, 65535);
+  if (typeof a.devMode !== "boolean") fail("api.devMode", "must be true or false");
+  if (!Array.isArray(a.keys) || !a.keys.every((k) => typeof k === "string")) fail("api.keys", "must be a list of key entries");
+  a.keys.forEach((k, i) => {
+    const e = parseKeyEntry(k);
+    if (typeof e === "string") fail(`api.keys[${i}]`, e);
+  });
+  a.sessionTtlS = int(a.sessionTtlS, "api.sessionTtlS", 10, 30 * 86400);
+  a.tokensPerOwner = int(a.tokensPerOwner, "api.tokensPerOwner", 1, 1000);
+  a.maxBodyKB = int(a.maxBodyKB, "api.maxBodyKB", 1, 1 << 20);
+  a.authFailLimit = int(a.authFailLimit, "api.authFailLimit", 1, 1_000_000);
+  a.authFailWindowS = int(a.authFailWindowS, "api.authFailWindowS", 1, 86400);
   c.watchdogMs = int(c.watchdogMs, "watchdogMs", 100, 600000);
   return c;
 }
 
+/** Files written before the API existed name its address `health`. */
+function migrate(raw: unknown): unknown {
+  if (!raw || typeof raw !== "object" || Array.isArray(raw) || !("health" in raw)) return raw;
+  const { health, ...rest } = raw as Record<string, unknown>;
+  const api = (rest.api ?? {}) as Record<string, unknown>;
+  return { ...rest, api: { ...(health as object), ...api } };
+}
+
+/** The config file's own content (what the user set), for option records. */
+export function readRawConfig(path: string): Record<string, unknown> {
+  return migrate(JSON.parse(readFileSync(path, "utf8"))) as Record<string, unknown>;
+}
+
+export function defaults(): GatewayConfig {
+  return structuredClone(DEFAULTS);
+}
+
 /** Reads dataDir/config.json, creating it (and a starter ruleset) on first run. */
-export function loadConfig(dataDir: string): { config: GatewayConfig; path: string; rulesPath: string } {
+export function loadConfig(dataDir: string): { config: GatewayConfig; path: string; rulesPath: string; dataDir: string } {
   const dir = resolve(dataDir);
   mkdirSync(dir, { recursive: true });
   const path = join(dir, "config.json");
@@ -126,5 +184,5 @@ export function loadConfig(dataDir: string): { config: GatewayConfig; path: stri
   const config = validate(raw);
   const rulesPath = resolve(dir, config.rulesFile);
   if (!existsSync(rulesPath)) writeFileSync(rulesPath, STARTER_RULES);
-  return { config, path, rulesPath };
+  return { config, path, rulesPath, dataDir: dir };
 }

@@ -29,6 +29,14 @@ const CHAIN_IN = "SLUICE-IN";
 const CHAIN_OUT = "SLUICE-OUT";
 const CHAIN_IN_FILTER = "SLUICE-IN-FILTER";
 const CHAIN_OUT_FILTER = "SLUICE-OUT-FILTER";
+// compat/self-check sends a UDP datagram from this host to PROBE_ADDR:PROBE_PORT; these chains
+// (OUTPUT, gateway mode; host mode's SLUICE-OUT does the same first) send just that packet
+// through the queue, so the check proves a packet really gets a verdict from a worker.
+const CHAIN_PROBE = "SLUICE-PROBE";
+const CHAIN_PROBE_FILTER = "SLUICE-PROBE-FILTER";
+export const PROBE_ADDR = "127.127.0.1";
+export const PROBE_PORT = 17017;
+const PROBE_MATCH = ["-d", `${PROBE_ADDR}/32`, "-p", "udp", "--dport", String(PROBE_PORT)];
 
 /** Where sluice hooks in: routed traffic (gateway), the host's own (host), or both. */
 export type Mode = "gateway" | "host" | "both";
@@ -44,6 +52,9 @@ function hooks(mode: Mode): Hook[] {
   if (mode !== "host") {
     out.push({ table: "mangle", builtin: "FORWARD", chain: CHAIN_QUEUE }, { table: "filter", builtin: "FORWARD", chain: CHAIN_FILTER });
   }
+  if (mode === "gateway") {
+    out.push({ table: "mangle", builtin: "OUTPUT", chain: CHAIN_PROBE }, { table: "filter", builtin: "OUTPUT", chain: CHAIN_PROBE_FILTER });
+  }
   if (mode !== "gateway") {
     out.push(
       { table: "mangle", builtin: "INPUT", chain: CHAIN_IN },
@@ -57,9 +68,9 @@ function hooks(mode: Mode): Hook[] {
 
 const ALL_CHAINS: [string, string][] = [
   ["mangle", CHAIN_IN], ["mangle", CHAIN_OUT], ["filter", CHAIN_IN_FILTER], ["filter", CHAIN_OUT_FILTER],
-  ["mangle", CHAIN_QUEUE], ["filter", CHAIN_FILTER],
+  ["mangle", CHAIN_PROBE], ["filter", CHAIN_PROBE_FILTER], ["mangle", CHAIN_QUEUE], ["filter", CHAIN_FILTER],
 ];
-const ALL_HOOKS: Hook[] = hooks("both");
+const ALL_HOOKS: Hook[] = [...hooks("gateway"), ...hooks("host")];
 
 export interface Marks {
   mask: number;
@@ -86,7 +97,9 @@ const hex = (v: number) => `0x${(v >>> 0).toString(16)}`;
 
 /** The rules of both chains, as iptables argument lists (without the command itself). */
 export function chainRules(o: FirewallOptions, family: Family): { table: string; chain: string; rules: string[][] }[] {
+  const probe = (next: string) => (family === 4 ? [[...PROBE_MATCH, "-j", next]] : []);
   const host = (dir: "in" | "out", next: string) => [
+    ...(dir === "out" ? probe(next) : []),
     [dir === "in" ? "-i" : "-o", "lo", "-j", "RETURN"],
     ...o.exemptPorts.map((p) => ["-p", "tcp", dir === "in" ? "--dport" : "--sport", String(p), "-j", "RETURN"]),
     ["-j", next],
@@ -100,7 +113,14 @@ export function chainRules(o: FirewallOptions, family: Family): { table: string;
           { table: "filter", chain: CHAIN_IN_FILTER, rules: host("in", CHAIN_FILTER) },
           { table: "filter", chain: CHAIN_OUT_FILTER, rules: host("out", CHAIN_FILTER) },
         ];
-  return [...baseChains(o, family), ...hostChains];
+  const probeChains =
+    o.mode === "gateway"
+      ? [
+          { table: "mangle", chain: CHAIN_PROBE, rules: probe(CHAIN_QUEUE) },
+          { table: "filter", chain: CHAIN_PROBE_FILTER, rules: probe(CHAIN_FILTER) },
+        ]
+      : [];
+  return [...baseChains(o, family), ...hostChains, ...probeChains];
 }
 
 function baseChains(o: FirewallOptions, family: Family): { table: string; chain: string; rules: string[][] }[] {

@@ -1,8 +1,7 @@
 // The running gateway: one shared memory and WASM core, one Piscina worker per NFQUEUE, the
-// firewall chains that feed them, a watchdog, rule reloads without a restart, and a health
-// endpoint. The main thread never touches a packet.
+// firewall chains that feed them, a watchdog and rule reloads without a restart. The main
+// thread never touches a packet. The API (src/api) and the stores (src/control) sit on top.
 
-import { createServer, type Server } from "node:http";
 import { readFileSync } from "node:fs";
 import { Piscina } from "piscina";
 import * as L from "../../assembly/shared/layout.js";
@@ -18,8 +17,11 @@ import {
   type QueueArea, type QueueStats,
 } from "../capture/area.js";
 import type { QueueTask } from "../worker/queue-worker.js";
-import { installFirewall, removeFirewall, forgetDecisions, hooksFirst, restoreHookOrder, nftQueueSupport } from "./firewall.js";
-import { loadConfig, type GatewayConfig } from "./config.js";
+import { installFirewall, removeFirewall, forgetDecisions, hooksFirst, restoreHookOrder, nftQueueSupport, PROBE_ADDR, PROBE_PORT } from "./firewall.js";
+import { createSocket } from "node:dgram";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import type { GatewayConfig } from "./config.js";
 import { defaultRouteInterfaces, ifindex, hasNetAdmin } from "./netinfo.js";
 
 const POLL_MS = 100;
@@ -59,7 +61,6 @@ export class Gateway {
   private stopping = false;
   private watchdog: NodeJS.Timeout | null = null;
   private hookCheck: NodeJS.Timeout | null = null;
-  private server: Server | null = null;
   private image: CompiledImage;
   private reloads = 0;
   private beatsAtSwap: number[] = [];
@@ -98,12 +99,11 @@ export class Gateway {
   }
 
   /** Loads the config (creating it on first run), installs the chains and starts every queue. */
-  static async start(dataDir: string, log: Logger): Promise<Gateway> {
+  static async start(config: GatewayConfig, rulesPath: string, log: Logger): Promise<Gateway> {
     if (!hasNetAdmin()) {
       throw new SluiceError("PRIVILEGES", "sluice run needs CAP_NET_ADMIN to bind NFQUEUE and install firewall rules: run it as root");
     }
-    const { config, rulesPath } = loadConfig(dataDir);
-    const image = compileRules(rulesPath);
+    const image = compileRules(readFileSync(rulesPath, "utf8"), rulesPath);
     const wan = config.wanInterfaces.length > 0 ? config.wanInterfaces : await defaultRouteInterfaces();
     const gw = new Gateway(config, rulesPath, log, image, wan);
     try {
@@ -115,11 +115,9 @@ export class Gateway {
       for (const q of gw.queues) gw.launch(q);
       gw.watchdog = setInterval(() => gw.checkWorkers(), Math.max(POLL_MS, config.watchdogMs / 4));
       gw.hookCheck = setInterval(() => void gw.keepHooksFirst(), HOOK_CHECK_MS);
-      await gw.listen();
       log.info(
         `sluice: ${config.queues.count} queue(s) ${config.queues.first}..${config.queues.first + config.queues.count - 1}, ` +
-          `${image.stats.rules} rules, WAN: ${wan.join(", ") || "(none: every connection counts as outbound)"}, ` +
-          `health on http://${config.health.host}:${gw.healthPort}/health`,
+          `${image.stats.rules} rules, WAN: ${wan.join(", ") || "(none: every connection counts as outbound)"}`,
       );
       return gw;
     } catch (err) {
@@ -131,11 +129,6 @@ export class Gateway {
   /** The verdict packets get when their queue goes away with them in it: the failure policy. */
   private get defaultVerdict(): number {
     return this.config.failClosed ? E.VERDICT_DROP : E.VERDICT_ACCEPT;
-  }
-
-  get healthPort(): number {
-    const a = this.server?.address();
-    return a && typeof a === "object" ? a.port : this.config.health.port;
   }
 
   private task(q: QueueState): QueueTask {
@@ -215,8 +208,8 @@ export class Gateway {
    * loop turn since the last swap (so none still reads it). Then the kernel forgets decided
    * connections, which are decided again by the new rules on their next packet.
    */
-  async reload(): Promise<{ rules: number; forgotten: number }> {
-    const image = compileRules(this.rulesPath);
+  async reload(text?: string): Promise<{ rules: number; forgotten: number }> {
+    const image = text === undefined ? compileRules(readFileSync(this.rulesPath, "utf8"), this.rulesPath) : compileRules(text, "profiles");
     const deadline = Date.now() + this.config.watchdogMs;
     while (this.beatsAtSwap.length > 0) {
       const pending = this.queues.some(
@@ -242,8 +235,8 @@ export class Gateway {
 
   private firewallOptions() {
     const c = this.config;
-    // The health port is exempt like SSH: in host mode the operator can always reach it.
-    const exemptPorts = [...new Set([...c.exemptPorts, ...(c.health.port > 0 ? [c.health.port] : [])])];
+    // The API port is exempt like SSH: in host mode the operator can always reach it.
+    const exemptPorts = [...new Set([...c.exemptPorts, ...(c.api.port > 0 ? [c.api.port] : [])])];
     return { firstQueue: c.queues.first, queues: c.queues.count, marks: c.marks, failClosed: c.failClosed, ipv6: c.ipv6, mode: c.mode, exemptPorts };
   }
 
@@ -289,25 +282,56 @@ export class Gateway {
     };
   }
 
-  private listen(): Promise<void> {
-    const server = createServer((req, res) => {
-      if (req.method === "GET" && (req.url === "/health" || req.url === "/api/v1/ping")) {
-        const body = JSON.stringify(this.health());
-        res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
-        res.end(body);
-        return;
-      }
-      res.writeHead(404, { "content-type": "application/json" });
-      res.end(JSON.stringify({ error: { key: "not_found", message: "only GET /health is served here", data: null } }));
-    });
-    this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.config.health.port, this.config.health.host, () => resolve());
-    });
+  /** Whether every hook is in place and first in its chain (compat/self-check). */
+  hooksInPlace(): Promise<boolean> {
+    return hooksFirst(this.firewallOptions());
   }
 
-  /** Stops every worker, removes the chains, closes the health endpoint. */
+  /**
+   * Sends one UDP datagram from this host through the queue (the probe chains) and checks that
+   * a worker decided it: the connmark of its flow carries one of our verdicts, or, without
+   * fast-track (nothing saved), the datagram arrived and a queue counted it. Null when it did;
+   * otherwise what went wrong.
+   */
+  async probe(): Promise<string | null> {
+    const m = this.config.marks;
+    const queuedBefore = this.queues.reduce((n, q) => n + readStats(this.engine.memory, q.area).received, 0);
+    const rx = createSocket("udp4");
+    const tx = createSocket("udp4");
+    let arrived = false;
+    try {
+      const listening = await new Promise<boolean>((resolve) => {
+        rx.once("error", () => resolve(false));
+        rx.bind(PROBE_PORT, PROBE_ADDR, () => resolve(true));
+      });
+      rx.on("message", (msg) => {
+        if (msg.toString() === "sluice-probe") arrived = true;
+      });
+      await new Promise<void>((resolve, reject) => tx.bind(0, "127.0.0.1", () => resolve()).once("error", reject));
+      const sport = tx.address().port;
+      await new Promise<void>((resolve, reject) => tx.send("sluice-probe", PROBE_PORT, PROBE_ADDR, (err) => (err ? reject(err) : resolve())));
+      const deadline = Date.now() + PROBE_TIMEOUT_MS;
+      while (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, PROBE_POLL_MS));
+        const mark = await flowMark(sport);
+        const verdict = mark === null ? 0 : mark & m.mask;
+        if (verdict === m.accept || verdict === m.block || verdict === m.drop) return null;
+        const queued = this.queues.reduce((n, q) => n + readStats(this.engine.memory, q.area).received, 0) > queuedBefore;
+        if (!this.config.fastTrack && queued && (arrived || !listening)) return null;
+      }
+      return `a test packet to ${PROBE_ADDR}:${PROBE_PORT} got no verdict from a queue worker within ${PROBE_TIMEOUT_MS / 1000} s`;
+    } finally {
+      rx.close();
+      tx.close();
+    }
+  }
+
+  /** The firewall backend in use, as logged at start. */
+  get firewallBackend(): string {
+    return this.backend;
+  }
+
+  /** Stops every worker, removes the chains. */
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.watchdog) clearInterval(this.watchdog);
@@ -321,7 +345,21 @@ export class Gateway {
     for (const q of this.queues) this.releaseHandle(q);
     await removeFirewall({ ipv6: this.config.ipv6 });
     await this.pool.destroy();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}
+
+const PROBE_TIMEOUT_MS = 3000;
+const PROBE_POLL_MS = 100;
+const exec = promisify(execFile);
+
+/** The connmark of the probe's flow (udp 127.0.0.1:sport -> probe), or null if none. */
+async function flowMark(sport: number): Promise<number | null> {
+  try {
+    const { stdout } = await exec("conntrack", ["-L", "-p", "udp", "-s", "127.0.0.1", "-d", PROBE_ADDR, "--sport", String(sport), "--dport", String(PROBE_PORT)], { timeout: 2000 });
+    const m = /mark=(\d+)/.exec(stdout);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
   }
 }
 
@@ -333,6 +371,6 @@ function forwarding(): boolean {
   }
 }
 
-function compileRules(path: string): CompiledImage {
-  return compileRuleset(parseRuleset(readFileSync(path, "utf8"), path));
+function compileRules(text: string, source: string): CompiledImage {
+  return compileRuleset(parseRuleset(text, source));
 }

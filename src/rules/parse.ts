@@ -357,7 +357,7 @@ export function parseRuleset(text: string, source = "rules"): Ruleset {
       }
       const mac = parseMAC(arg.text);
       if (mac) {
-        current.sources.push({ kind: "mac", mac, line: lineNo });
+        current.sources.push({ kind: "mac", mac, line: lineNo, text: arg.text });
         return;
       }
       const a = parseAddress(arg.text);
@@ -365,7 +365,7 @@ export function parseRuleset(text: string, source = "rules"): Ruleset {
         problems.add(lineNo, arg.column, a, "an IP, a CIDR or a MAC address");
         return;
       }
-      const src: Source = { kind: a.cidr ? "cidr" : "ip", version: a.version, addr: a.addr, prefix: a.prefix, line: lineNo };
+      const src: Source = { kind: a.cidr ? "cidr" : "ip", version: a.version, addr: a.addr, prefix: a.prefix, line: lineNo, text: arg.text };
       current.sources.push(src);
       return;
     }

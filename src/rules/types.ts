@@ -28,9 +28,10 @@ export interface Rule {
   portHi: number;
 }
 
+/** `text` is the address as written, so the API can show and rewrite a profile. */
 export type Source =
-  | { kind: "ip" | "cidr"; version: 4 | 6; addr: AddrValue; prefix: number; line: number }
-  | { kind: "mac"; mac: Uint8Array; line: number };
+  | { kind: "ip" | "cidr"; version: 4 | 6; addr: AddrValue; prefix: number; line: number; text: string }
+  | { kind: "mac"; mac: Uint8Array; line: number; text: string };
 
 export interface Profile {
   name: string;

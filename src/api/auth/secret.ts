@@ -1,0 +1,26 @@
+// Secrets (API keys, app tokens, session ids) are kept only as SHA-256 digests. They are 256-bit
+// random values, so a slow password hash (Portus uses bcrypt, once per stored token on every
+// call) would add nothing but latency; one digest and one Map lookup authenticate a request.
+
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+
+export const TOKEN_PREFIX = "slc_";
+const TOKEN_BYTES = 32;
+
+export function digest(secret: string): string {
+  return createHash("sha256").update(secret).digest("base64url");
+}
+
+export function newSecret(): string {
+  return TOKEN_PREFIX + randomBytes(TOKEN_BYTES).toString("base64url");
+}
+
+export function newId(bytes = 6): string {
+  return randomBytes(bytes).toString("hex");
+}
+
+export function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

@@ -1,0 +1,127 @@
+// One running sluice instance, as the API sees it: the data directory and its stores
+// (options, profiles, notifications), and the packet path when one runs. The API reads and
+// changes sluice only through this object, so it works the same whether the packet path is up,
+// still starting, or (in tests and `sluice api`) absent.
+
+import { readFileSync } from "node:fs";
+import { loadConfig, type GatewayConfig } from "../gateway/config.js";
+import type { Gateway, Logger } from "../gateway/gateway.js";
+import { parseRuleset, parseAddress } from "../rules/parse.js";
+import { compileRuleset } from "../rules/image.js";
+import { parseMAC, bytesToHex } from "../core/ip.js";
+import { OptionStore } from "./options.js";
+import { ProfileStore, DEFAULT_PROFILE } from "./profiles.js";
+import { Notifications } from "./notifications.js";
+
+export const VERSION = "0.1.0";
+const LOG_KEEP = 50;
+
+export type Stop = "shutdown" | "restart";
+
+export class Control {
+  readonly started = Date.now();
+  readonly options: OptionStore;
+  readonly profiles: ProfileStore;
+  readonly notifications = new Notifications();
+  /** The most recent warnings, newest last (debug/info). */
+  readonly recentWarnings: string[] = [];
+  gateway: Gateway | null = null;
+  state: "starting" | "ready" | "stopping" = "starting";
+  private stopRequested: ((why: Stop) => void) | null = null;
+  readonly stopped: Promise<Stop>;
+  readonly log: Logger;
+
+  private constructor(
+    readonly dataDir: string,
+    readonly configPath: string,
+    readonly rulesPath: string,
+    config: GatewayConfig,
+    log: Logger,
+  ) {
+    this.log = {
+      info: (m) => log.info(m),
+      warn: (m) => {
+        this.recentWarnings.push(`${new Date().toISOString()} ${m}`);
+        if (this.recentWarnings.length > LOG_KEEP) this.recentWarnings.shift();
+        log.warn(m);
+      },
+    };
+    this.options = new OptionStore(configPath, config);
+    this.profiles = new ProfileStore(rulesPath, (text) => this.applyRules(text));
+    this.stopped = new Promise((r) => (this.stopRequested = r));
+  }
+
+  /** Loads (or on first run creates) the data directory. */
+  static open(dataDir: string, log: Logger): Control {
+    const { config, path, rulesPath, dataDir: dir } = loadConfig(dataDir);
+    return new Control(dir, path, rulesPath, config, log);
+  }
+
+  get config(): GatewayConfig {
+    return this.options.config;
+  }
+
+  get ready(): boolean {
+    return this.state === "ready";
+  }
+
+  /** Puts a ruleset text in force: the packet path swaps its image; without one, it is compiled to check it. */
+  private async applyRules(text: string): Promise<{ rules: number }> {
+    if (this.gateway) return this.gateway.reload(text);
+    const image = compileRuleset(parseRuleset(text, "profiles"));
+    return { rules: image.stats.rules };
+  }
+
+  /** The rules file changed on disk (SIGHUP, modules/filter/trigger/reload). */
+  async reloadRulesFile(): Promise<{ rules: number }> {
+    const text = readFileSync(this.rulesPath, "utf8");
+    const r = await this.applyRules(text);
+    this.profiles.reread();
+    return r;
+  }
+
+  /** Asks the process to stop (or stop and start again); the CLI acts on `stopped`. */
+  requestStop(why: Stop): void {
+    this.stopRequested?.(why);
+  }
+
+  /**
+   * The profile a device falls under, the way the packet path picks it: its MAC first, then the
+   * longest bound prefix of its address, else the default profile.
+   */
+  profileFor(ip: string, mac: string | null): string {
+    const ruleset = parseRuleset(readFileSync(this.rulesPath, "utf8"), this.rulesPath);
+    const macBytes = mac ? parseMAC(mac) : null;
+    if (macBytes) {
+      const want = bytesToHex(macBytes);
+      for (const p of ruleset.profiles) for (const s of p.sources) if (s.kind === "mac" && bytesToHex(s.mac) === want) return p.name;
+    }
+    const a = parseAddress(ip);
+    if (typeof a === "string") return DEFAULT_PROFILE;
+    let best = DEFAULT_PROFILE;
+    let bestLen = -1;
+    for (const p of ruleset.profiles) {
+      for (const s of p.sources) {
+        if (s.kind === "mac" || s.version !== a.version || s.prefix <= bestLen) continue;
+        if (inPrefix(a.addr, s.addr, s.prefix, a.version)) {
+          best = p.name;
+          bestLen = s.prefix;
+        }
+      }
+    }
+    return best;
+  }
+}
+
+function inPrefix(addr: number | string, net: number | string, prefix: number, version: 4 | 6): boolean {
+  if (version === 4) {
+    if (prefix === 0) return true;
+    const shift = 32 - prefix;
+    return (addr as number) >>> shift === (net as number) >>> shift;
+  }
+  const a = BigInt(`0x${addr as string}`);
+  const n = BigInt(`0x${net as string}`);
+  const shift = BigInt(128 - prefix);
+  return a >> shift === n >> shift;
+}
+
