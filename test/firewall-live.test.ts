@@ -28,9 +28,10 @@ describe("firewall chains in netfilter", () => {
       assert.equal(r.afterIntruderFirst, false, "the intruding rules are above ours");
       assert.ok((r.moved as number) >= 2, "hooks were moved");
       assert.equal(r.restoredFirst, true, "ours are first again");
-      // gateway: 2 hooks x 2 families; both: 6 hooks x 2 families, plus the host chains' jumps
-      // into the base chains (4 x 2). Each exactly once: nothing was left behind by the move.
-      assert.equal(r.ourJumps, mode === "gateway" ? 4 : 20);
+      // gateway: 2 hooks x 2 families, plus the IPv4 self-check probe chains' 2 jumps into the
+      // base chains; both: 6 hooks x 2 families, the host chains' jumps into the base chains
+      // (4 x 2) and their 2 IPv4 probe jumps. Each exactly once: nothing left behind by the move.
+      assert.equal(r.ourJumps, mode === "gateway" ? 6 : 22);
       assert.equal(r.intrudersKept, 4, "the other firewall's rules stay");
       assert.equal(r.leftAfterRemove, 0, "nothing of sluice is left after remove");
     });

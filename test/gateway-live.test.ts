@@ -3,7 +3,7 @@
 
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,8 @@ const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 const SERVER = join(ROOT, "scripts", "lab", "server.mjs");
 const CLIENT = join(ROOT, "scripts", "lab", "client.mjs");
 const START_TIMEOUT_MS = 15000;
+/** The line sluice prints once the packet path and the API are up. */
+const READY_RE = /ready: API on http:\/\/127\.0\.0\.1:(\d+)/;
 
 const RULES = `# line numbers matter to the tests
 - 10.80.2.2 TCP/8080
@@ -55,10 +57,19 @@ describe("live gateway", () => {
   let log = "";
   let healthPort = 0;
   let data = "";
+  let token = "";
 
   const probe = (...args: string[]): Probe => JSON.parse(t.exec(t.cli, process.execPath, [CLIENT, ...args], 20000).trim()) as Probe;
   const health = (): { received: number; restarts: number; status: string; reloads: number } =>
     JSON.parse(t.exec(t.gw, "curl", ["-s", "--max-time", "5", `http://127.0.0.1:${healthPort}/health`])) as never;
+  /** An API call from inside the gateway's namespace: [status, body]. */
+  const api = (method: string, path: string, body?: unknown): [number, string] => {
+    const args = ["-s", "--max-time", "15", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-H", `Authorization: Bearer ${token}`];
+    if (body !== undefined) args.push("-H", "Content-Type: application/json", "--data-binary", JSON.stringify(body));
+    const out = t.exec(t.gw, "curl", [...args, `http://127.0.0.1:${healthPort}/api/v1/${path}`], 20000);
+    const nl = out.lastIndexOf("\n");
+    return [Number(out.slice(nl + 1)), out.slice(0, nl)];
+  };
   /** Polls `what` (an error counts as "not yet") until it holds or `ms` pass. */
   const waitFor = async (what: () => boolean, ms: number, label: string) => {
     const until = Date.now() + ms;
@@ -82,13 +93,14 @@ describe("live gateway", () => {
     srv.stdout!.on("data", (d: Buffer) => (srvOut += d));
     await waitFor(() => srvOut.includes("ready"), START_TIMEOUT_MS, "the test server");
     data = mkdtempSync(join(tmpdir(), "sluice-live-"));
-    writeFileSync(join(data, "config.json"), JSON.stringify({ wanInterfaces: [t.gwWan], health: { host: "127.0.0.1", port: 0 }, queues: { count: 2 }, watchdogMs: 1000 }));
+    writeFileSync(join(data, "config.json"), JSON.stringify({ wanInterfaces: [t.gwWan], api: { host: "127.0.0.1", port: 0 }, queues: { count: 2 }, watchdogMs: 1000 }));
     writeFileSync(join(data, "sluice.rules"), RULES);
     gw = t.spawn(t.gw, process.execPath, [CLI, "run", "--data", data]);
     gw.stdout!.on("data", (d: Buffer) => (log += d));
     gw.stderr!.on("data", (d: Buffer) => (log += d));
-    await waitFor(() => /health on http:\/\/127\.0\.0\.1:(\d+)/.test(log), START_TIMEOUT_MS, "sluice to start");
-    healthPort = Number(/health on http:\/\/127\.0\.0\.1:(\d+)/.exec(log)![1]);
+    await waitFor(() => READY_RE.test(log), START_TIMEOUT_MS, "sluice to start");
+    healthPort = Number(READY_RE.exec(log)![1]);
+    token = readFileSync(join(data, "admin.token"), "utf8").trim();
   });
 
   after(() => {
@@ -177,6 +189,44 @@ describe("live gateway", () => {
     assert.equal(probe("http", t.srv4, "8080", "ok.test").error, "ECONNREFUSED", "deciding again");
   });
 
+  it("passes the API's integration self-check: hooks first, workers bound, a probe packet decided by a worker", () => {
+    const [status, body] = api("GET", "compat/self-check");
+    assert.equal(status, 200, body);
+    assert.equal(body.trim(), "self-check successful");
+  });
+
+  it("fails the self-check, saying which step, when a hook is missing", () => {
+    t.exec(t.gw, "iptables", ["-t", "mangle", "-D", "OUTPUT", "-j", "SLUICE-PROBE"]);
+    try {
+      const [status, body] = api("GET", "compat/self-check");
+      assert.equal(status, 500);
+      const e = JSON.parse(body) as { error: { key: string; message: string } };
+      assert.equal(e.error.key, "self_check_failed");
+      assert.match(e.error.message, /self-check #1: firewall integration check failed/);
+      assert.match(e.error.message, /self-check #3: packet integration check failed/);
+    } finally {
+      t.exec(t.gw, "iptables", ["-t", "mangle", "-I", "OUTPUT", "1", "-j", "SLUICE-PROBE"]);
+    }
+  });
+
+  it("applies a profile created through the API to the next connection, and removing it lifts the block", () => {
+    assert.equal(probe("http", t.srv4, "80", "ok.test").status, 200);
+    const [created, body] = api("POST", "profiles", { ID: "lan", Default: "allow", Sources: [t.cli4, t.cli6], Rules: ["- 10.80.2.2 TCP/80"] });
+    assert.equal(created, 201, body);
+    assert.equal(probe("http", t.srv4, "80", "ok.test").error, "ECONNREFUSED", "the new profile's rule decides the client's connections");
+    assert.equal(probe("http", t.srv6, "80", "ok.test").status, 200, "its other traffic follows the profile's default");
+    assert.equal(api("DELETE", "profiles/lan")[0], 204);
+    assert.equal(probe("http", t.srv4, "80", "ok.test").status, 200, "back under the default profile");
+    assert.match(readFileSync(join(data, "sluice.rules"), "utf8"), /blocked\.test/, "the file keeps the other profiles' rules");
+  });
+
+  it("reports the packet path through the API: queues running, packets counted", () => {
+    const [status, body] = api("GET", "debug/core");
+    assert.equal(status, 200);
+    assert.match(body, /"status": "ok"/);
+    assert.match(body, /iptables/);
+  });
+
   it("refuses to run without the privilege to bind a queue, saying what is missing", () => {
     const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, CLI, "run", "--data", mkdtempSync(join(tmpdir(), "sluice-np-"))], { encoding: "utf8" });
     assert.equal(r.status, 1);
@@ -212,7 +262,7 @@ describe("live host mode", () => {
     let srvOut = "";
     srv.stdout!.on("data", (d: Buffer) => (srvOut += d));
     const data = mkdtempSync(join(tmpdir(), "sluice-host-"));
-    writeFileSync(join(data, "config.json"), JSON.stringify({ mode: "host", wanInterfaces: [t.gwWan], health: { host: "127.0.0.1", port: 0 }, queues: { count: 1 } }));
+    writeFileSync(join(data, "config.json"), JSON.stringify({ mode: "host", wanInterfaces: [t.gwWan], api: { host: "127.0.0.1", port: 0 }, queues: { count: 1 } }));
     writeFileSync(join(data, "sluice.rules"), "- *\n");
     const until = Date.now() + START_TIMEOUT_MS;
     while (!(svcOut.includes("ready") && srvOut.includes("ready"))) {
@@ -222,7 +272,7 @@ describe("live host mode", () => {
     gw = t.spawn(t.gw, process.execPath, [CLI, "run", "--data", data]);
     gw.stdout!.on("data", (d: Buffer) => (log += d));
     gw.stderr!.on("data", (d: Buffer) => (log += d));
-    while (!/health on/.test(log)) {
+    while (!READY_RE.test(log)) {
       if (Date.now() > until) throw new Error(`sluice did not start:\n${log}`);
       await sleep(50);
     }

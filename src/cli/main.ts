@@ -9,6 +9,7 @@ import { Engine } from "../engine/engine.js";
 import { readPcap } from "../tools/pcap.js";
 import { Gateway, type Logger } from "../gateway/gateway.js";
 import { Control } from "../control/sluice.js";
+import { hasNetAdmin } from "../gateway/netinfo.js";
 import { startApi, type Api } from "../api/index.js";
 import { removeFirewall } from "../gateway/firewall.js";
 
@@ -99,6 +100,10 @@ async function run(args: string[]): Promise<number> {
       return EXIT_USAGE;
     }
   }
+  if (capture && !hasNetAdmin()) {
+    process.stderr.write("sluice: sluice run needs CAP_NET_ADMIN to bind NFQUEUE and install firewall rules: run it as root (or use --no-capture)\n");
+    return EXIT_INVALID;
+  }
   let current: Control | null = null;
   process.on("SIGINT", () => current?.requestStop("shutdown"));
   process.on("SIGTERM", () => current?.requestStop("shutdown"));
@@ -118,10 +123,10 @@ async function run(args: string[]): Promise<number> {
       current = control;
       api = await startApi(control, control.log);
       const a = control.config.api;
-      log.info(`API on http://${a.host.includes(":") ? `[${a.host}]` : a.host}:${api.port}/api/v1/ (dashboard at /, health at /health)`);
       if (capture) control.gateway = await Gateway.start(control.config, control.rulesPath, control.log);
       else log.warn("--no-capture: no packet path; the API and the stores only");
       control.state = "ready";
+      log.info(`ready: API on http://${a.host.includes(":") ? `[${a.host}]` : a.host}:${api.port}/api/v1/ (dashboard at /, health at /health)`);
     } catch (err) {
       api?.close();
       process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`);
