@@ -11,6 +11,7 @@ import { Gateway, type Logger } from "../gateway/gateway.js";
 import { Control } from "../control/sluice.js";
 import { hasNetAdmin } from "../gateway/netinfo.js";
 import { startApi, type Api } from "../api/index.js";
+import { clientCommand, CLIENT_HELP } from "./client.js";
 import { removeFirewall } from "../gateway/firewall.js";
 
 const HELP = `sluice: network-wide firewall and monitor for Linux gateways
@@ -33,6 +34,7 @@ Commands:
                           JSON line per packet; with a ruleset, also the verdict and the rule.
   help                    This text.
 
+${CLIENT_HELP}
 Environment:
   SLUICE_CORE=wasm|twin   Which build of the packet core to use (default wasm).
 `;
@@ -156,6 +158,8 @@ async function recover(): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === "run") return run(argv.slice(1));
+  const client = await clientCommand(argv);
+  if (client !== null) return client;
   if (argv[0] === "recover" && argv.length === 1) return recover();
   return mainSync(argv);
 }

@@ -67,12 +67,15 @@ export class TokenStore {
   /** Creates a token; the returned secret is never stored and cannot be shown again. */
   create(opts: { name: string; owner: string; read: Role; write: Role; ttlMs: number | null }): { token: PublicToken; secret: string } {
     if (!NAME_RE.test(opts.name)) throw Errors.badBody("name: 1-64 characters: letters, digits, space, dot, underscore, dash");
+    // Expired tokens keep their names taken (until revoked) but do not count against the cap.
+    const nowMs = Date.now();
     const owned = [...this.byId.values()].filter((e) => e.owner === opts.owner);
+    const live = owned.filter((e) => e.expires === null || Date.parse(e.expires) > nowMs);
     if (owned.some((e) => e.name === opts.name)) throw Errors.conflict(`a token named "${opts.name}" already exists for ${opts.owner}`, { name: opts.name });
     const cap = this.maxPerOwner();
-    if (owned.length >= cap) throw Errors.conflict(`${opts.owner} already holds ${owned.length} tokens, the most allowed (${cap}); revoke one first`, { limit: cap });
+    if (live.length >= cap) throw Errors.conflict(`${opts.owner} already holds ${live.length} tokens, the most allowed (${cap}); revoke one first`, { limit: cap });
     const secret = newSecret();
-    const now = new Date();
+    const now = new Date(nowMs);
     const entry: TokenEntry = {
       id: newId(),
       name: opts.name,

@@ -117,7 +117,9 @@ export function registerTokens(d: Deps): void {
         );
         if (answer === null) throw new ApiError(408, "timeout", "nobody answered the access request in time");
         if (answer !== "allow") throw Errors.forbidden("access denied");
-        const name = `${app} ${new Date().toISOString().slice(0, 19)}`;
+        // Token names are plainer than app names: keep what fits, and stamp the approval time.
+        const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-");
+        const name = `${app.replace(/[^A-Za-z0-9 ._-]/g, "-").slice(0, 40)} ${stamp}`;
         const { token, secret } = tokens.create({ name, owner: "app/auth", read: read.data, write: write.data, ttlMs });
         return { key: secret, validUntil: token.expires };
       } finally {
