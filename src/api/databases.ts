@@ -18,6 +18,7 @@ import { statusData } from "./endpoints/system.js";
 import { ApiError } from "./errors.js";
 
 const PROFILE_PREFIX = "profiles/local/";
+const PROFILE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const STATUS_KEY = "system/status";
 const STATUS_EVERY_MS = 1000;
 
@@ -44,16 +45,19 @@ export function registerDatabases(d: Deps): () => void {
 
   const optionRec = (key: string): DbRecord | null => {
     const v = c.options.record(key);
-    return v ? { key, value: v, created: 0, modified: 0 } : null;
+    // Created 0, Modified the last write: a changed option reaches subscribers as `upd`.
+    return v ? { key, value: v, created: 0, modified: c.options.modifiedAt(key) } : null;
   };
   const config: Database = {
     name: "config",
     get: optionRec,
     scan: (prefix) => sorted(c.options.keys().map((k) => optionRec(k)!), prefix),
-    write: (key, _cmd, data, token) => {
+    write: (key, cmd, data, token) => {
       requireAdmin(token);
       if (!c.options.has(key)) throw new Error(`unknown option "${key}"`);
       if ("Key" in data && data.Key !== key) throw new Error(`Key "${String(data.Key)}" does not match the record key`);
+      // insert sets only the fields it names into the existing record: without Value, the value stays.
+      if (cmd === "insert" && !("Value" in data)) return;
       try {
         c.options.set(key, data.Value ?? null);
       } catch (err) {
@@ -82,11 +86,14 @@ export function registerDatabases(d: Deps): () => void {
       requireAdmin(token);
       if (!key.startsWith(PROFILE_PREFIX)) throw new Error(`only ${PROFILE_PREFIX}<id> records can be written`);
       const id = key.slice(PROFILE_PREFIX.length);
+      // The ID becomes a [profile <id>] line of the rules file: the same rule as the REST path.
+      if (!PROFILE_ID_RE.test(id)) throw new Error("profile ID: 1-64 of A-Z a-z 0-9 _ . -");
       let body;
       try {
         const merged = cmd === "insert" ? { ...(c.profiles.get(id) ?? {}), ...data } : data;
         body = validate(ProfileBody, merged, "record");
-        await c.profiles.put(id, toInput(body, id), cmd === "create" ? "create" : cmd === "insert" ? "replace" : "upsert");
+        // create overwrites like Portmaster's PutNew; insert merges into an existing profile only.
+        await c.profiles.put(id, toInput(body, id), cmd === "insert" ? "replace" : "upsert");
       } catch (err) {
         throw new Error(message(err));
       }

@@ -14,11 +14,11 @@ export interface Headers {
   csrf: string;
   contentType: string;
   contentLength: string;
+  transferEncoding: string;
   accept: string;
   host: string;
   origin: string;
   acrm: string;
-  userAgent: string;
 }
 
 export class Reply {
@@ -44,8 +44,8 @@ export class Ctx {
   path: string;
   vars: Record<string, string>;
   headers: Headers;
-  /** The client's address as text (IPv4, or IPv6 without brackets). */
-  remote: string;
+  private remoteText: string | null = null;
+  private readonly remoteOf: () => string;
   body: Buffer | null = null;
   token: Token;
   sessionId: string | null = null;
@@ -54,25 +54,35 @@ export class Ctx {
   readonly cookies: string[] = [];
   private readonly rawQuery: string;
   private parsedQuery: URLSearchParams | null = null;
-  private readonly abort = new AbortController();
+  /** Made on first use: most requests never wait on anything. */
+  private abort: AbortController | null = null;
+  private aborted = false;
 
-  constructor(method: string, path: string, vars: Record<string, string>, rawQuery: string, headers: Headers, remote: string, token: Token) {
+  constructor(method: string, path: string, vars: Record<string, string>, rawQuery: string, headers: Headers, remoteOf: () => string, token: Token) {
     this.method = method;
     this.path = path;
     this.vars = vars;
     this.rawQuery = rawQuery;
     this.headers = headers;
-    this.remote = remote;
+    this.remoteOf = remoteOf;
     this.token = token;
   }
 
   /** Aborted when the client goes away: long waits (app/auth, profiles) stop on it. */
   get signal(): AbortSignal {
+    this.abort ??= new AbortController();
+    if (this.aborted) this.abort.abort();
     return this.abort.signal;
   }
 
   markAborted(): void {
-    this.abort.abort();
+    this.aborted = true;
+    this.abort?.abort();
+  }
+
+  /** The client's address as text (IPv4, or IPv6 without brackets); read once, when asked. */
+  get remote(): string {
+    return (this.remoteText ??= this.aborted ? "" : this.remoteOf());
   }
 
   get query(): URLSearchParams {

@@ -34,8 +34,11 @@ export interface Api {
 }
 
 /** Builds the API for a Control and starts listening on the configured address. */
-export async function startApi(control: Control, log: Logger, opts: { host?: string; port?: number } = {}): Promise<Api> {
+export async function startApi(control: Control, log: Logger, opts: { host?: string; port?: number; devMode?: boolean } = {}): Promise<Api> {
   const cfg = () => control.config.api;
+  // --dev turns dev mode on for this run only, without touching config.json.
+  const devMode = () => opts.devMode === true || cfg().devMode;
+  if (devMode()) log.warn("dev mode: loopback clients get full API access without credentials");
   const keys = new ApiKeys();
   const refused = keys.load(cfg().keys);
   for (const why of refused) log.warn(`API key refused: ${why}`);
@@ -46,7 +49,7 @@ export async function startApi(control: Control, log: Logger, opts: { host?: str
   if (tokens.empty) firstRunToken(control, tokens, log);
   const sessions = new Sessions(() => cfg().sessionTtlS * 1000);
   const limiter = new FailureLimiter(() => cfg().authFailLimit, () => cfg().authFailWindowS * 1000);
-  const auth = new Authenticator(keys, tokens, sessions, limiter, { devMode: () => cfg().devMode });
+  const auth = new Authenticator(keys, tokens, sessions, limiter, { devMode });
   const registry = new Registry();
   const hub = new DatabaseHub();
   const ui = new UiMount();
@@ -80,7 +83,7 @@ export async function startApi(control: Control, log: Logger, opts: { host?: str
     port: opts.port ?? cfg().port,
     registry,
     auth,
-    devMode: () => cfg().devMode,
+    devMode,
     maxBody: () => cfg().maxBodyKB * 1024,
     log,
     sockets: hub as never,

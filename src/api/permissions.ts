@@ -36,6 +36,8 @@ export interface Token {
   id: string | null;
   /** The app token's name (Sluice-Auth: <name>:<token>). */
   name: string | null;
+  /** When the key or token expires (ms since the epoch); a session it opens ends then too. */
+  expires?: number | null;
 }
 
 export const ANONYMOUS: Token = Object.freeze({ read: PERMIT_ANYONE, write: PERMIT_ANYONE, via: "anonymous", id: null, name: null });

@@ -39,6 +39,8 @@ export interface Endpoint extends Required<Omit<EndpointSpec, "parameters" | "ma
   maxBody: number | null;
   vars: string[];
   pattern: RegExp | null;
+  /** Every method the endpoint answers (GET, HEAD, then its write methods), for 405 and Allow. */
+  allowed: string[];
 }
 
 const VAR_RE = /\{([A-Za-z][A-Za-z0-9_]*):((?:[^{}]|\{\d+(?:,\d*)?\})+)\}/g;
@@ -80,7 +82,10 @@ export class Registry {
       handler: spec.handler,
       vars,
       pattern,
+      allowed: [],
     };
+    if (read !== PERMIT_NOT_SUPPORTED) ep.allowed.push("GET", "HEAD");
+    ep.allowed.push(...ep.writeMethods);
     this.all.push(ep);
     if (pattern) this.patterned.push(ep);
     else this.exact.set(ep.path, ep);

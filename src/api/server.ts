@@ -126,44 +126,79 @@ export class ApiServer {
       return this.fail(res, h, "GET", Errors.notFound(`Not found: ${url}`, { path: url }));
     }
     const method = METHODS[req.getMethod()] ?? req.getMethod().toUpperCase();
-    const h = readHeaders(req);
-    const remote = remoteText(res);
-    const origin = this.checkOrigin(h, remote);
+    const h = readHeaders(req, method);
+    let aborted = false;
+    // The peer address costs a system call (getpeername): fetched only when something needs it.
+    const remoteOf = () => (aborted ? "" : remoteText(res));
+    const origin = this.checkOrigin(h);
     if (origin instanceof ApiError) return this.fail(res, h, method, origin);
+    // Errors past the origin check carry the CORS headers too, so an allowed page can read them.
+    const cors = origin ? { out: { "Access-Control-Allow-Origin": origin }, cookies: [] } : undefined;
     const path = url.slice(API_PREFIX.length);
     if (path.includes("//") || /(^|\/)\.\.?(\/|$)/.test(path)) {
-      return this.fail(res, h, method, Errors.badRequest("the path is not clean (empty, . or .. segments)", { path: url }));
+      return this.fail(res, h, method, Errors.badRequest("the path is not clean (empty, . or .. segments)", { path: url }), cors);
     }
     const found = this.opts.registry.match(path);
-    if (!found) return this.fail(res, h, method, Errors.notFound(`Not found: ${url}`, { path: url }));
+    if (!found) return this.fail(res, h, method, Errors.notFound(`Not found: ${url}`, { path: url }), cors);
     const ep = found.ep;
     if (method === "OPTIONS") return this.preflight(res, h, ep, origin);
     const isRead = method === "GET" || method === "HEAD";
-    const allowed = allowedMethods(ep);
-    if (!allowed.includes(method)) return this.fail(res, h, method, Errors.methodNotAllowed(method, allowed));
+    if (!ep.allowed.includes(method)) return this.fail(res, h, method, Errors.methodNotAllowed(method, ep.allowed), cors);
     const required = isRead ? ep.read : ep.write;
     const now = Date.now();
-    const a = this.opts.auth.authenticate(h, remote, now);
-    if (a.retryAfter > 0) return this.fail(res, h, method, Errors.rateLimited(a.retryAfter));
+    const a = this.opts.auth.authenticate(h, remoteOf, now);
+    if (a.retryAfter > 0) return this.fail(res, h, method, Errors.rateLimited(a.retryAfter), cors);
     const open = required === PERMIT_ANYONE || required === PERMIT_DYNAMIC;
     if (!open) {
       const have = isRead ? a.token.read : a.token.write;
       if (have < required) {
         const scheme = "Bearer";
-        if (a.failure !== null) return this.fail(res, h, method, Errors.unauthorized(`Authorization failed: ${a.failure}.`, scheme));
-        if (a.token === ANONYMOUS) return this.fail(res, h, method, Errors.unauthorized("Authorization required.", scheme));
-        return this.fail(res, h, method, Errors.forbidden(`Insufficient permissions: this needs ${isRead ? "read" : "write"} level ${required}, the credentials carry ${have}.`));
+        if (a.failure !== null) return this.fail(res, h, method, Errors.unauthorized(`Authorization failed: ${a.failure}.`, scheme), cors);
+        if (a.token === ANONYMOUS) return this.fail(res, h, method, Errors.unauthorized("Authorization required.", scheme), cors);
+        return this.fail(res, h, method, Errors.forbidden(`Insufficient permissions: this needs ${isRead ? "read" : "write"} level ${required}, the credentials carry ${have}.`), cors);
       }
       if (!isRead && a.sessionKey !== null && h.csrf !== a.csrf) {
-        return this.fail(res, h, method, Errors.forbidden("a cookie-authenticated write must carry the session's X-CSRF-Token header", { csrf: "missing or wrong" }));
+        return this.fail(res, h, method, Errors.forbidden("a cookie-authenticated write must carry the session's X-CSRF-Token header", { csrf: "missing or wrong" }), cors);
       }
     }
-    const ctx = new Ctx(method, path, found.vars, req.getQuery() ?? "", h, remote, a.token);
+    // Before the handler runs: a write must not take effect and then be reported as refused.
+    if (ep.mimeType === "application/json" && !acceptsJson(h.accept)) return this.fail(res, h, method, Errors.notAcceptable(h.accept), cors);
+    const ctx = new Ctx(method, path, found.vars, req.getQuery() ?? "", h, remoteOf, a.token);
     ctx.sessionId = a.sessionKey;
     if (origin) ctx.setHeader("Access-Control-Allow-Origin", origin);
+    if (isRead || !hasBody(h)) {
+      // Most handlers answer at once: reply while uWS still has the response corked, and only
+      // set up abort handling when the handler returns a promise.
+      let r: unknown;
+      try {
+        r = ep.handler(ctx);
+      } catch (err) {
+        return this.fail(res, h, method, toApiError(err, this.opts.log), ctx);
+      }
+      if (!(r instanceof Promise)) return this.reply(res, ctx, ep, r);
+      let settled = false;
+      res.onAborted(() => {
+        settled = aborted = true;
+        this.counters.aborted++;
+        ctx.markAborted();
+      });
+      r.then(
+        (v: unknown) => {
+          if (settled) return;
+          settled = true;
+          res.cork(() => this.reply(res, ctx, ep, v));
+        },
+        (err: unknown) => {
+          if (settled) return;
+          settled = true;
+          res.cork(() => this.fail(res, h, method, toApiError(err, this.opts.log), ctx));
+        },
+      );
+      return;
+    }
     let done = false;
     res.onAborted(() => {
-      done = true;
+      done = aborted = true;
       this.counters.aborted++;
       ctx.markAborted();
     });
@@ -177,10 +212,6 @@ export class ApiServer {
       done = true;
       res.cork(() => this.fail(res, h, method, toApiError(err, this.opts.log), ctx));
     };
-    if (isRead || !hasBody(h)) {
-      this.run(ep, ctx, finish, failLate);
-      return;
-    }
     const cap = Math.min(ep.maxBody ?? Infinity, this.opts.maxBody());
     const declared = h.contentLength === "" ? -1 : Number(h.contentLength);
     if (declared > cap) {
@@ -218,7 +249,7 @@ export class ApiServer {
   }
 
   /** Only same-origin requests (and localhost pages in dev mode) may come from a browser page. */
-  private checkOrigin(h: Headers, remote: string): string | null | ApiError {
+  private checkOrigin(h: Headers): string | null | ApiError {
     if (h.origin === "") return null;
     let o: URL;
     try {
@@ -227,13 +258,13 @@ export class ApiServer {
       return Errors.forbidden("Invalid Origin.", { origin: h.origin });
     }
     if (o.host === h.host || o.hostname === h.host) return h.origin;
-    if (this.opts.devMode() && (o.hostname === "127.0.0.1" || o.hostname === "localhost" || o.hostname === "[::1]") && remote !== "") return h.origin;
+    if (this.opts.devMode() && (o.hostname === "127.0.0.1" || o.hostname === "localhost" || o.hostname === "[::1]")) return h.origin;
     return Errors.forbidden("Cross-Origin Request Denied.", { origin: h.origin });
   }
 
   private preflight(res: HttpResponse, h: Headers, ep: Endpoint, origin: string | null): void {
     if (h.acrm === "" || origin === null) {
-      return this.fail(res, h, "OPTIONS", Errors.methodNotAllowed("OPTIONS", allowedMethods(ep)));
+      return this.fail(res, h, "OPTIONS", Errors.methodNotAllowed("OPTIONS", ep.allowed));
     }
     res.writeStatus(STATUS[204]!);
     this.common(res);
@@ -281,7 +312,7 @@ export class ApiServer {
     }
     res.writeHeader("Content-Type", type ?? `${ep.mimeType}; charset=utf-8`);
     if (ctx.method === "HEAD") {
-      res.endWithoutBody(Buffer.byteLength(payload));
+      endHead(res, Buffer.byteLength(payload));
       return;
     }
     if (payload.length > STREAM_THRESHOLD) {
@@ -305,7 +336,7 @@ export class ApiServer {
   }
 
   /** Renders an error. `close` drops the connection (an unread body follows). */
-  fail(res: HttpResponse, h: Headers, method: string, err: ApiError, ctx?: Ctx, close = false): void {
+  fail(res: HttpResponse, h: Headers, method: string, err: ApiError, ctx?: Pick<Ctx, "out" | "cookies">, close = false): void {
     if (err.status >= 500) this.counters.errors5xx++;
     else this.counters.errors4xx++;
     res.writeStatus(STATUS[err.status] ?? `${err.status} Error`);
@@ -318,7 +349,8 @@ export class ApiServer {
     }
     res.writeHeader("Content-Type", JSON_TYPE);
     const body = JSON.stringify({ error: { key: err.key, message: err.message, data: err.data } });
-    if (method === "HEAD") res.endWithoutBody(body.length, close);
+    // HEAD is a read: no request body is ever left unread, so `close` does not apply.
+    if (method === "HEAD") endHead(res, Buffer.byteLength(body));
     else res.end(body, close);
     void h;
   }
@@ -332,9 +364,9 @@ export class ApiServer {
       upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => {
         const h = readHeaders(req);
         const remote = remoteText(res);
-        const origin = this.checkOrigin(h, remote);
+        const origin = this.checkOrigin(h);
         if (origin instanceof ApiError) return this.fail(res, h, "GET", origin);
-        const a = this.opts.auth.authenticate(h, remote, Date.now());
+        const a = this.opts.auth.authenticate(h, () => remote, Date.now());
         if (a.retryAfter > 0) return this.fail(res, h, "GET", Errors.rateLimited(a.retryAfter));
         // The database API needs Admin (as in Portmaster): records carry every setting.
         if (a.token.read < PERMIT_ADMIN) {
@@ -358,19 +390,22 @@ export class ApiServer {
   }
 }
 
-export function readHeaders(req: HttpRequest): Headers {
+/** Copies the headers sluice reads; those a request of this method cannot need are skipped. */
+export function readHeaders(req: HttpRequest, method = "GET"): Headers {
+  const write = method !== "GET" && method !== "HEAD";
+  const origin = req.getHeader("origin");
   return {
     authorization: req.getHeader("authorization"),
     cookie: req.getHeader("cookie"),
     sluiceAuth: req.getHeader("sluice-auth"),
-    csrf: req.getHeader("x-csrf-token"),
-    contentType: req.getHeader("content-type"),
-    contentLength: req.getHeader("content-length"),
+    csrf: write ? req.getHeader("x-csrf-token") : "",
+    contentType: write ? req.getHeader("content-type") : "",
+    contentLength: write ? req.getHeader("content-length") : "",
+    transferEncoding: write ? req.getHeader("transfer-encoding") : "",
     accept: req.getHeader("accept"),
-    host: req.getHeader("host"),
-    origin: req.getHeader("origin"),
-    acrm: req.getHeader("access-control-request-method"),
-    userAgent: req.getHeader("user-agent"),
+    host: origin !== "" ? req.getHeader("host") : "",
+    origin,
+    acrm: method === "OPTIONS" ? req.getHeader("access-control-request-method") : "",
   };
 }
 
@@ -380,15 +415,24 @@ export function remoteText(res: HttpResponse): string {
   return t.startsWith("::ffff:") && t.includes(".") ? t.slice(7) : t;
 }
 
-function allowedMethods(ep: Endpoint): string[] {
-  const m: string[] = [];
-  if (ep.read !== 0) m.push("GET", "HEAD");
-  for (const w of ep.writeMethods) m.push(w);
-  return m;
+
+/**
+ * A request has a body when it says so: a non-zero Content-Length, or Transfer-Encoding (RFC 9112
+ * 6.3). Not by its Content-Type: a chunked body sent without one would go unread.
+ */
+function hasBody(h: Headers): boolean {
+  return (h.contentLength !== "" && h.contentLength !== "0") || h.transferEncoding !== "";
 }
 
-function hasBody(h: Headers): boolean {
-  return (h.contentLength !== "" && h.contentLength !== "0") || (h.contentLength === "" && h.contentType !== "");
+/**
+ * Ends a HEAD response with the Content-Length GET would have, and no body. Not with
+ * endWithoutBody(length): uWS then waits for `length` more bytes, so the response never ends
+ * (the keep-alive connection stalls, and a synchronous handler aborts the process). And with no
+ * argument at all: an explicit undefined is read as a length too.
+ */
+function endHead(res: HttpResponse, length: number): void {
+  res.writeHeader("Content-Length", String(length));
+  res.endWithoutBody();
 }
 
 function acceptsJson(accept: string): boolean {

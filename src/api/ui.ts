@@ -60,7 +60,10 @@ export class UiMount implements Mount {
     }
     res.writeHeader("Content-Type", TYPES[name!.split(".").pop()!] ?? "application/octet-stream");
     res.writeHeader("Cache-Control", "no-cache");
-    if (method === "head") res.endWithoutBody(body!.length);
-    else res.end(body!);
+    if (method === "head") {
+      // Not endWithoutBody(length): uWS would wait for that many bytes and never end the reply.
+      res.writeHeader("Content-Length", String(body!.length));
+      res.endWithoutBody();
+    } else res.end(body!);
   }
 }

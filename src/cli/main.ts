@@ -26,6 +26,7 @@ Commands:
                           to DIR/admin.token). SIGHUP reloads the rules, SIGINT/SIGTERM stop and
                           remove every rule sluice installed; SIGUSR2 kills the queue workers as a
                           crash would (a drill). --no-capture: API and stores only (development).
+                          --dev: dev mode for this run (loopback clients need no credentials).
   recover                 Remove sluice's firewall chains and hooks (after a crash; the systemd
                           unit runs it as ExecStopPost).
   rules check FILE        Parse and compile a ruleset file; print its size or every problem
@@ -94,9 +95,11 @@ const log: Logger = {
 async function run(args: string[]): Promise<number> {
   let data = process.env.SLUICE_DATA ?? "./data";
   let capture = true;
+  let dev = false;
   for (let i = 0; i < args.length; i++) {
     if (args[i] === "--data" && args[i + 1]) data = args[++i]!;
     else if (args[i] === "--no-capture") capture = false;
+    else if (args[i] === "--dev") dev = true;
     else {
       process.stderr.write(`sluice run: unknown argument "${args[i]}"\n`);
       return EXIT_USAGE;
@@ -123,7 +126,7 @@ async function run(args: string[]): Promise<number> {
     try {
       control = Control.open(data, log);
       current = control;
-      api = await startApi(control, control.log);
+      api = await startApi(control, control.log, { devMode: dev });
       const a = control.config.api;
       if (capture) control.gateway = await Gateway.start(control.config, control.rulesPath, control.log);
       else log.warn("--no-capture: no packet path; the API and the stores only");

@@ -121,6 +121,8 @@ export class OptionStore {
   private current: GatewayConfig;
   private readonly byKey = new Map(DEFS.map((d) => [d.key, d]));
   private readonly restartPending = new Set<string>();
+  /** When each option was last written through sluice (unix s), so changes read as updates. */
+  private readonly modified = new Map<string, number>();
   private readonly listeners: ((key: string, record: OptionRecord) => void)[] = [];
 
   constructor(private readonly path: string, config: GatewayConfig) {
@@ -135,6 +137,11 @@ export class OptionStore {
 
   onChange(f: (key: string, record: OptionRecord) => void): void {
     this.listeners.push(f);
+  }
+
+  /** Unix seconds of the last write through sluice; 0 if none since start. */
+  modifiedAt(key: string): number {
+    return this.modified.get(key) ?? 0;
   }
 
   keys(): string[] {
@@ -212,6 +219,7 @@ export class OptionStore {
     writeFileSync(tmp, JSON.stringify(next, null, 2) + "\n");
     renameSync(tmp, this.path);
     this.raw = next;
+    this.modified.set(key, Math.floor(Date.now() / 1000));
     if (d.requiresRestart) this.restartPending.add(key);
     else this.applyLive(cfg);
     const rec = this.record(key)!;

@@ -39,10 +39,12 @@ export class Authenticator {
     private readonly settings: AuthSettings,
   ) {}
 
-  authenticate(h: Headers, remote: string, now: number): AuthResult {
-    if (this.settings.devMode() && isLoopback(remote)) return result(DEV);
+  /** `remoteOf` is called only when the address matters (dev mode, presented credentials). */
+  authenticate(h: Headers, remoteOf: () => string, now: number): AuthResult {
+    if (this.settings.devMode() && isLoopback(remoteOf())) return result(DEV);
     const presented = h.authorization !== "" || h.sluiceAuth !== "";
     if (presented) {
+      const remote = remoteOf();
       const wait = this.limiter.blockedFor(remote, now);
       if (wait > 0) return { token: ANONYMOUS, failure: "rate limited", sessionKey: null, csrf: null, retryAfter: wait };
       const r = h.authorization !== "" ? this.fromAuthorization(h.authorization, now) : this.fromSluiceAuth(h.sluiceAuth, now);
@@ -94,12 +96,12 @@ export class Authenticator {
       if (t === "unknown") return "unknown or revoked token";
       if (t === "expired") return "the token has expired";
       if (name !== null && name !== "" && name !== t.entry.name) return "the token does not belong to that name";
-      return { read: t.read, write: t.write, via: "token", id: t.entry.id, name: t.entry.name };
+      return { read: t.read, write: t.write, via: "token", id: t.entry.id, name: t.entry.name, expires: t.entry.expires === null ? null : Date.parse(t.entry.expires) };
     }
     const k = this.keys.verify(secret, now);
     if (k === "unknown") return "unknown API key";
     if (k === "expired") return "the API key has expired";
-    return { read: k.read, write: k.write, via: "key", id: null, name: k.label };
+    return { read: k.read, write: k.write, via: "key", id: null, name: k.label, expires: k.expires };
   }
 }
 

@@ -16,6 +16,8 @@ export interface Session {
   token: Token;
   csrf: string;
   expiresAt: number;
+  /** The expiry of the key or token that opened it: use does not slide the session past it. */
+  notAfter: number | null;
 }
 
 export class Sessions {
@@ -28,7 +30,7 @@ export class Sessions {
     const id = randomBytes(SESSION_BYTES).toString("base64url");
     const csrf = randomBytes(SESSION_BYTES / 2).toString("base64url");
     const key = digest(id);
-    this.live.set(key, { token: { ...token, via: "session" }, csrf, expiresAt: now + this.ttlMs() });
+    this.live.set(key, { token: { ...token, via: "session" }, csrf, expiresAt: now + this.ttlMs(), notAfter: token.expires ?? null });
     if (this.live.size > MAX_SESSIONS) this.live.delete(this.live.keys().next().value!);
     return { cookie: `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Strict`, csrf, id: key };
   }
@@ -39,7 +41,7 @@ export class Sessions {
     const s = this.live.get(key);
     if (!s) return null;
     this.live.delete(key);
-    if (s.expiresAt <= now) return null;
+    if (s.expiresAt <= now || (s.notAfter !== null && s.notAfter <= now)) return null;
     s.expiresAt = now + this.ttlMs();
     this.live.set(key, s);
     return { key, session: s };

@@ -12,6 +12,7 @@ import { Errors } from "../errors.js";
 
 const FILE_MODE = 0o600;
 const FLUSH_MS = 30_000;
+const LAST_USED_RESOLUTION_MS = 1000;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
 
 export interface TokenEntry {
@@ -40,6 +41,7 @@ export class TokenStore {
   private readonly byId = new Map<string, TokenEntry>();
   private readonly byHash = new Map<string, TokenEntry>();
   private dirty = false;
+  private readonly lastStamp = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   /** Called after every change, with the token that changed (null: removed). */
   onChange: ((id: string, entry: PublicToken | null) => void) | null = null;
@@ -120,8 +122,12 @@ export class TokenStore {
     const e = this.byHash.get(digest(secret));
     if (!e) return "unknown";
     if (e.expires !== null && Date.parse(e.expires) <= now) return "expired";
-    e.lastUsed = new Date(now).toISOString();
-    this.dirty = true;
+    // Last use is kept to the second: no date formatting on every request.
+    if (now - (this.lastStamp.get(e.id) ?? 0) >= LAST_USED_RESOLUTION_MS) {
+      this.lastStamp.set(e.id, now);
+      e.lastUsed = new Date(now).toISOString();
+      this.dirty = true;
+    }
     return { entry: e, read: roleLevel(e.read), write: roleLevel(e.write) };
   }
 

@@ -177,13 +177,18 @@ export class DatabaseHub implements SocketHandler<SocketState> {
     }
     // Stores are in memory and the scan is synchronous, so no change can slip in between the
     // snapshot and the live stream of a qsub.
-    let n = 0;
+    let skipped = 0;
+    let sent = 0;
     for (const rec of db.scan(q.prefix)) {
+      if (q.limit !== null && sent >= q.limit) break;
       if (!q.matches(rec.value)) continue;
-      if (q.offset !== null && n++ < q.offset) continue;
+      if (q.offset !== null && skipped < q.offset) {
+        skipped++;
+        continue;
+      }
       this.send(s, P.ok(op, `${db.name}:${rec.key}`, P.recordJson(rec.value, meta(db.name, rec))));
+      sent++;
       if (s.closed) return;
-      if (q.limit !== null && n - (q.offset ?? 0) >= q.limit) break;
     }
     this.send(s, P.done(op));
   }
@@ -200,6 +205,8 @@ export class DatabaseHub implements SocketHandler<SocketState> {
     }
     if (data === null || typeof data !== "object" || Array.isArray(data)) return this.send(s, P.error(op, "values must be in a map"));
     const { _meta: _ignored, ...fields } = data as Record<string, unknown>;
+    // Portmaster's insert sets each given field into the existing record; nothing to set is an error.
+    if (cmd === "insert" && Object.keys(fields).length === 0) return this.send(s, P.error(op, "could not find any valid values"));
     this.settle(s, op, () => r.db.write!(r.key, cmd, fields, s.token));
   }
 
