@@ -11,8 +11,16 @@ interface Entry {
 
 export class FailureLimiter {
   private readonly clients = new Map<string, Entry>();
+  /** Expired entries are swept now and then, so one old failure does not keep `tracking` on. */
+  private nextSweep = 0;
 
   constructor(private readonly limit: () => number, private readonly windowMs: () => number) {}
+
+  /** Whether any client has failures on record (if not, nobody can be blocked). */
+  get tracking(): boolean {
+    if (this.clients.size > 0 && Date.now() >= this.nextSweep) this.prune(Date.now());
+    return this.clients.size > 0;
+  }
 
   /** Seconds the client must still wait, or 0. */
   blockedFor(client: string, now: number): number {
@@ -37,6 +45,7 @@ export class FailureLimiter {
   }
 
   private prune(now: number): void {
+    this.nextSweep = now + this.windowMs();
     for (const [k, e] of this.clients) if (now >= e.windowStart + this.windowMs()) this.clients.delete(k);
     // Still full (a spread-out attack): forget the oldest entries rather than grow.
     for (const k of this.clients.keys()) {
