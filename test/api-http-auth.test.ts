@@ -457,8 +457,8 @@ test("app/auth waits for an admin; allowing it returns a working key with its ex
   assert.equal(perms.json.Write, 2);
   assert.equal((await call(t, "profiles", { token: r.json.key })).status, 200);
   assertError(await call(t, "auth/tokens", { token: r.json.key }), 403, "forbidden");
-  // It is an app token like any other: listed (owner app/auth) and revocable.
-  const listed = ((await call(t, "auth/tokens", { token: t.adminToken })).json as { id: string; owner: string; name: string }[]).find((x) => x.owner === "app/auth");
+  // It is an app token like any other: listed (owned by app/auth:<app>) and revocable.
+  const listed = ((await call(t, "auth/tokens", { token: t.adminToken })).json as { id: string; owner: string; name: string }[]).find((x) => x.owner === "app/auth:Home Assistant");
   assert.ok(listed, "listed");
   assert.match(listed.name, /^Home Assistant /);
   // The prompt is answered: answering again is a conflict, and it is no longer pending.

@@ -166,7 +166,7 @@ test("every endpoint answers a method it does not support with 405, an Allow hea
   }
 });
 
-test("ping answers Pong. and ready says ready once sluice is ready; both give 425 while it starts", async () => {
+test("ping answers Pong. and ready says ready once sluice is ready; both give 503 with Retry-After while it starts", async () => {
   let r = await call(t, "ping");
   assert.equal(r.status, 200);
   assert.equal(r.text, "Pong.\n");
@@ -176,8 +176,10 @@ test("ping answers Pong. and ready says ready once sluice is ready; both give 42
   assert.equal(r.text, "sluice is ready.\n");
   t.control.state = "starting";
   try {
-    assertError(await call(t, "ping"), 425, "not_ready");
-    const e = assertError(await call(t, "ready"), 425, "not_ready");
+    const p = await call(t, "ping");
+    assertError(p, 503, "not_ready");
+    assert.equal(p.headers.get("retry-after"), "1");
+    const e = assertError(await call(t, "ready"), 503, "not_ready");
     assert.match(e.message, /not ready/);
   } finally {
     t.control.state = "ready";

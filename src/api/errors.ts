@@ -35,12 +35,12 @@ export const Errors = {
   tooLarge: (limit: number) => new ApiError(413, "body_too_large", `the request body exceeds ${limit} bytes`, { limit }),
   unsupportedType: (type: string) =>
     new ApiError(415, "unsupported_media_type", `the body must be application/json, not "${type}"`, { contentType: type }),
-  tooEarly: (message: string) => new ApiError(425, "not_ready", message),
   rateLimited: (retryAfterS: number) =>
     new ApiError(429, "rate_limiting", `too many failed authentications from this client; retry in ${retryAfterS} s`, { retryAfter: retryAfterS }, {
       "Retry-After": String(retryAfterS),
     }),
   internal: (message = "internal server error") => new ApiError(500, "internal_error", message),
   notAcceptable: (accept: string) => new ApiError(406, "not_acceptable", `cannot produce any of "${accept}" (this endpoint answers application/json)`),
-  unavailable: (message: string) => new ApiError(503, "not_ready", message),
+  /** Not ready yet (starting, stopping, or a part that is not running): 503, retry shortly. */
+  unavailable: (message: string) => new ApiError(503, "not_ready", message, null, { "Retry-After": "1" }),
 };

@@ -43,7 +43,10 @@ export async function startApi(control: Control, log: Logger, opts: { host?: str
   const refused = keys.load(cfg().keys);
   for (const why of refused) log.warn(`API key refused: ${why}`);
   control.options.onChange((key) => {
-    if (key === "core/apiKeys") keys.load(cfg().keys);
+    if (key === "core/apiKeys") {
+      keys.load(cfg().keys);
+      sessions.dropKeySessions();
+    }
   });
   const tokens = new TokenStore(join(control.dataDir, "auth"), () => cfg().tokensPerOwner);
   if (tokens.empty) firstRunToken(control, tokens, log);

@@ -18,6 +18,8 @@ export interface Session {
   expiresAt: number;
   /** The expiry of the key or token that opened it: use does not slide the session past it. */
   notAfter: number | null;
+  /** Opened with an API key (which has no id to revoke by): ended whenever the key set changes. */
+  viaKey: boolean;
 }
 
 export class Sessions {
@@ -30,7 +32,7 @@ export class Sessions {
     const id = randomBytes(SESSION_BYTES).toString("base64url");
     const csrf = randomBytes(SESSION_BYTES / 2).toString("base64url");
     const key = digest(id);
-    this.live.set(key, { token: { ...token, via: "session" }, csrf, expiresAt: now + this.ttlMs(), notAfter: token.expires ?? null });
+    this.live.set(key, { token: { ...token, via: "session" }, csrf, expiresAt: now + this.ttlMs(), notAfter: token.expires ?? null, viaKey: token.via === "key" });
     if (this.live.size > MAX_SESSIONS) this.live.delete(this.live.keys().next().value!);
     return { cookie: `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Strict`, csrf, id: key };
   }
@@ -53,6 +55,11 @@ export class Sessions {
 
   delete(key: string): boolean {
     return this.live.delete(key);
+  }
+
+  /** Ends every session opened with an API key (the key set changed; a key may be gone). */
+  dropKeySessions(): void {
+    for (const [k, s] of this.live) if (s.viaKey) this.live.delete(k);
   }
 
   /** Ends every session a revoked token opened. */

@@ -18,7 +18,7 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
 export interface TokenEntry {
   id: string;
   name: string;
-  /** Who created it: the creating token's name, "system" (first run) or "app/auth". */
+  /** Who created it: the creating token's name, "system" (first run) or "app/auth:<app>". */
   owner: string;
   read: Role;
   write: Role;

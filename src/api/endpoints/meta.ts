@@ -8,11 +8,11 @@ import { CLEAR_COOKIE } from "../auth/sessions.js";
 
 export function registerMeta(d: Deps): void {
   const r = d.registry;
-  const notReady = () => Errors.tooEarly("sluice is not ready, reload (F5) to try again");
+  const notReady = () => Errors.unavailable("sluice is not ready, reload (F5) to try again");
 
   r.register({
     name: "Ping",
-    description: "Pong. 425 while sluice starts or stops.",
+    description: "Pong. 503 while sluice starts or stops (Portmaster answers 425; sluice follows the HTTP convention for not ready).",
     path: "ping",
     mimeType: "text/plain",
     read: PERMIT_ANYONE,
@@ -24,7 +24,7 @@ export function registerMeta(d: Deps): void {
 
   r.register({
     name: "Check Readiness",
-    description: "200 once sluice is ready (rules loaded, packet path running), 425 before.",
+    description: "200 once sluice is ready (rules loaded, packet path running), 503 before.",
     path: "ready",
     mimeType: "text/plain",
     read: PERMIT_ANYONE,

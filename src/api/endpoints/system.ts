@@ -123,7 +123,9 @@ export function registerSystem(d: Deps): void {
     path: "debug/network/state",
     read: PERMIT_USER,
     handler: async () => {
-      const [ct, stats, routes, ifaces] = await Promise.all([conntrackTable(), conntrackStats(), routeTable(), interfaces()]);
+      // Each part stands alone: a missing tool (conntrack) or privilege costs that part only.
+      const part = <T>(p: Promise<T>) => p.catch((err: Error) => ({ error: err.message }));
+      const [ct, stats, routes, ifaces] = await Promise.all([part(conntrackTable()), part(conntrackStats()), part(routeTable()), part(interfaces())]);
       return { conntrack: { ...stats, ...ct }, routes, interfaces: ifaces };
     },
   });

@@ -118,11 +118,12 @@ export function registerTokens(d: Deps): void {
         if (answer === null) throw new ApiError(408, "timeout", "nobody answered the access request in time");
         if (answer !== "allow") throw Errors.forbidden("access denied");
         // Token names are plainer than app names: keep what fits, and stamp the approval time.
-        const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-");
+        const stamp = new Date().toISOString().slice(0, 23).replace(/[:T]/g, "-");
         // A token name starts with a letter or digit; app names may start with "(", "." or " ".
         const plain = app.replace(/[^A-Za-z0-9 ._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 40);
         const name = `${plain || "app"} ${stamp}`;
-        const { token, secret } = tokens.create({ name, owner: "app/auth", read: read.data, write: write.data, ttlMs });
+        // Owned per app: each app holds at most tokensPerOwner, and one app cannot use up the others' share.
+        const { token, secret } = tokens.create({ name, owner: `app/auth:${plain || "app"}`, read: read.data, write: write.data, ttlMs });
         return { key: secret, validUntil: token.expires };
       } finally {
         pending--;
