@@ -70,14 +70,19 @@ describe("firewall chains", () => {
     assert.match(text(4, true), /--mark 0x0\/0xf000000 -j DROP/);
   });
 
-  it("exempts loopback, SSH and the API port before anything else in host mode, and adds no host chain in gateway mode", () => {
+  it("exempts loopback, SSH and the API port before anything but the self-check probe in host mode, and adds only the probe chains in gateway mode", () => {
     const opts = { firstQueue: 0, queues: 1, marks, failClosed: true, ipv6: true, exemptPorts: [22, 817] };
     const host = chainRules({ ...opts, mode: "host" }, 4);
     const inQ = host.find((c) => c.chain === "SLUICE-IN")!.rules.map((r) => r.join(" "));
     assert.deepEqual(inQ, ["-i lo -j RETURN", "-p tcp --dport 22 -j RETURN", "-p tcp --dport 817 -j RETURN", "-j SLUICE-QUEUE"]);
     const outF = host.find((c) => c.chain === "SLUICE-OUT-FILTER")!.rules.map((r) => r.join(" "));
-    assert.deepEqual(outF, ["-o lo -j RETURN", "-p tcp --sport 22 -j RETURN", "-p tcp --sport 817 -j RETURN", "-j SLUICE-FILTER"]);
-    assert.equal(chainRules({ ...opts, mode: "gateway" }, 4).length, 2);
+    const probe = "-d 127.127.0.1/32 -p udp --dport 17017";
+    assert.deepEqual(outF, [`${probe} -j SLUICE-FILTER`, "-o lo -j RETURN", "-p tcp --sport 22 -j RETURN", "-p tcp --sport 817 -j RETURN", "-j SLUICE-FILTER"]);
+    const gw = chainRules({ ...opts, mode: "gateway" }, 4).map((c) => c.chain);
+    assert.deepEqual(gw, ["SLUICE-QUEUE", "SLUICE-FILTER", "SLUICE-PROBE", "SLUICE-PROBE-FILTER"]);
+    const probes = chainRules({ ...opts, mode: "gateway" }, 4).filter((c) => c.chain.startsWith("SLUICE-PROBE")).map((c) => c.rules.map((r) => r.join(" ")));
+    assert.deepEqual(probes, [[`${probe} -j SLUICE-QUEUE`], [`${probe} -j SLUICE-FILTER`]], "the probe chains send only the probe packet through the queue");
+    assert.ok(chainRules({ ...opts, mode: "gateway" }, 6).filter((c) => c.chain.startsWith("SLUICE-PROBE")).every((c) => c.rules.length === 0), "no IPv6 probe");
   });
 
   it("saves only decided marks to the connmark, never a pass-once mark", () => {
