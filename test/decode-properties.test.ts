@@ -147,7 +147,7 @@ class Lab {
 
   private processBatch(desc: number, n: number, rec: number, results: number, img: number, flags: number, batch: BatchPacket[]): void {
     try {
-      this.core.processBatch(desc, n, rec, results, img, IPD, NOW, flags);
+      this.core.processBatch(desc, n, rec, results, img, IPD, NOW, flags, 0);
     } catch (err) {
       assert.fail(`${this.core.kind} processBatch threw ${String(err)} on packets ${batch.map((b) => hex(b.data)).join(", ")}`);
     }

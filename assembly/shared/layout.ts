@@ -251,3 +251,113 @@ export const IPD_MAX_TTL = 86400;
 
 // ## Batch processing flags
 export const BF_LEARN_DNS = 0x1; // feed DNS answers seen in the batch into the IP -> domain table
+
+// ## Connection tracking (assembly/flow/track.ts), one region per queue worker:
+//   [flow header FT_HDR_SIZE][buckets: nbuckets x FT_WAYS entries of FL_SIZE][event ring]
+// A flow is keyed by its 5-tuple as first seen (initiator -> responder); both directions hash to
+// the same bucket, so one probe finds it either way. A full bucket evicts its least recently
+// seen flow (counted, and reported as an end with reason EVR_EVICTED).
+export const FT_NBUCKETS = 0; // u32: a power of two
+export const FT_SEQ = 4; // u32: the last connection id handed out by this worker
+export const FT_SWEEP = 8; // u32: next bucket the expiry sweep looks at
+export const FT_EVICTED = 12; // u32: flows evicted from a full bucket
+export const FT_LIVE = 16; // u32: flows in the table
+export const FT_RING = 20; // u32: offset of the event ring, relative to the region
+export const FT_WORKER = 24; // u32: the worker's index, the high bits of its connection ids
+export const FT_HDR_SIZE = 64;
+export const FT_WAYS = 8;
+
+export const FL_STATE = 0; // u8: FS_*
+export const FL_IPVER = 1; // u8
+export const FL_PROTO = 2; // u8
+export const FL_VERDICT = 3; // u8: VERDICT_* last given
+export const FL_MATCHBY = 4; // u8
+export const FL_DIR = 5; // u8: 1 = inbound (initiated from the WAN side)
+export const FL_TCP = 6; // u8: TS_* bits seen
+export const FL_NAMED = 7; // u8: 1 once an event carried a name
+export const FL_SPORT = 8; // u16: initiator's port (ICMP: echo id)
+export const FL_DPORT = 10; // u16
+export const FL_PROFILE = 12; // u16
+export const FL_RULE = 16; // u32
+export const FL_LINE = 20; // u32
+export const FL_ID = 24; // u32: connection id within this worker
+export const FL_FIRST = 28; // u32: seconds, host clock
+export const FL_LAST = 32; // u32
+export const FL_PKTS_OUT = 36; // u32: initiator -> responder
+export const FL_PKTS_IN = 40; // u32
+export const FL_BYTES_OUT = 44; // u32 low, u32 high at +4
+export const FL_BYTES_IN = 52; // u32 low, u32 high at +4
+export const FL_HASH = 60; // i32: the bucket hash, compared before the tuple
+export const FL_SRC = 64; // 16 bytes net: initiator
+export const FL_DST = 80; // 16 bytes net: responder
+export const FL_FLAGS = 96; // u32: PF_* of the deciding packet
+export const FL_SIZE = 128;
+
+export const FS_EMPTY = 0;
+export const FS_OPEN = 1; // being decided or followed packet by packet
+export const FS_CLOSING = 2; // FIN from both sides or RST: ends after a short linger
+export const FS_KERNEL = 3; // decided and fast-tracked: the kernel has it (conntrack reports its end)
+
+export const TS_SYN = 1;
+export const TS_FIN_OUT = 2;
+export const TS_FIN_IN = 4;
+export const TS_RST = 8;
+
+// Idle timeouts, seconds. A fast-tracked flow stays a moment for packets already queued.
+export const FT_TIMEOUT_TCP = 3600;
+export const FT_TIMEOUT_TCP_NEW = 30;
+export const FT_TIMEOUT_CLOSING = 10;
+export const FT_TIMEOUT_UDP = 60;
+export const FT_TIMEOUT_OTHER = 30;
+export const FT_TIMEOUT_KERNEL = 5;
+/** Buckets the expiry sweep visits per batch (and per idle poll). */
+export const FT_SWEEP_BUCKETS = 16;
+
+// The event ring: single producer (the worker's core), single consumer (the main thread's
+// writer). The producer never waits: when the ring is full the event is dropped and counted.
+export const RG_HEAD = 0; // u32: events written (producer)
+export const RG_DROPPED = 4; // u32: events dropped on a full ring
+export const RG_CAP = 8; // u32: slots, a power of two
+export const RG_TAIL = 64; // u32: events consumed (consumer), on its own cache line
+export const RG_HDR_SIZE = 128;
+
+export const EV_TYPE = 0; // u8: EVT_*
+export const EV_REASON = 1; // u8: EVR_* (ends)
+export const EV_IPVER = 2; // u8
+export const EV_PROTO = 3; // u8
+export const EV_VERDICT = 4; // u8
+export const EV_MATCHBY = 5; // u8
+export const EV_DIR = 6; // u8
+export const EV_HASMAC = 7; // u8
+export const EV_SPORT = 8; // u16
+export const EV_DPORT = 10; // u16
+export const EV_PROFILE = 12; // u16
+export const EV_NAMELEN = 14; // u16
+export const EV_RULE = 16; // u32
+export const EV_LINE = 20; // u32
+export const EV_ID = 24; // u32
+export const EV_FIRST = 28; // u32
+export const EV_LAST = 32; // u32
+export const EV_PKTS_OUT = 36; // u32
+export const EV_PKTS_IN = 40; // u32
+export const EV_BYTES_OUT = 44; // u32 low, u32 high
+export const EV_BYTES_IN = 52; // u32 low, u32 high
+export const EV_FLAGS = 60; // u32: PF_*
+export const EV_SRC = 64; // 16 bytes
+export const EV_DST = 80; // 16 bytes
+export const EV_MAC = 96; // 6 bytes
+export const EV_NAME = 128; // NAME_MAX bytes
+export const EV_SIZE = 384;
+
+export const EVT_NEW = 1; // first packet of a flow, with its (possibly provisional) verdict
+export const EVT_UPDATE = 2; // the verdict or the name changed (e.g. decided on the SNI)
+export const EVT_END = 3; // the flow ended in the worker's view (with its counters)
+
+export const EVR_CLOSED = 1; // FIN both ways, or RST
+export const EVR_TIMEOUT = 2; // idle longer than its protocol's timeout
+export const EVR_EVICTED = 3; // pushed out of a full bucket
+
+export const BF_TRACK_FAST = 0x2; // decided flows are fast-tracked: hand them to the kernel
+// Accepted TCP is passed once (not fast-tracked) until its first payload, so the connection's
+// name (TLS SNI, HTTP Host) reaches the record even when no domain rule asks for it.
+export const BF_WAIT_NAME = 0x4;

@@ -54,6 +54,6 @@ export function measure(durationMs: number, warmupMs: number, batch: (i: number)
 export function runLoop(core: Core, a: LoopArgs, warmupMs: number): LoopResult {
   const nBatches = Math.floor(a.nDesc / BATCH);
   return measure(a.durationMs, warmupMs, (i) => {
-    core.processBatch(a.descBase + (i % nBatches) * BATCH * DESC_SIZE, BATCH, a.rec, a.results, a.img, a.ipd, a.now, a.flags);
+    core.processBatch(a.descBase + (i % nBatches) * BATCH * DESC_SIZE, BATCH, a.rec, a.results, a.img, a.ipd, a.now, a.flags, 0);
   });
 }

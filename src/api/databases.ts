@@ -16,6 +16,7 @@ import { PERMIT_ADMIN, type Token } from "./permissions.js";
 import { VERSION } from "../control/sluice.js";
 import { statusData } from "./endpoints/system.js";
 import { ApiError } from "./errors.js";
+import type { ConnRecord } from "../flow/types.js";
 
 const PROFILE_PREFIX = "profiles/local/";
 const PROFILE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -132,12 +133,33 @@ export function registerDatabases(d: Deps): () => void {
   }, STATUS_EVERY_MS);
   timer.unref();
 
+  // Live connections as network:conn/<id> (what netquery's "main" database holds).
+  const connRec = (r: ConnRecord): DbRecord => ({
+    key: `conn/${r.id}`,
+    value: r,
+    created: Math.floor(r.started / 1000),
+    modified: Math.floor((r.ended ?? Date.now()) / 1000),
+  });
   const network: Database = {
     name: "network",
-    get: () => null,
-    scan: () => [],
+    get: (key) => {
+      const r = key.startsWith("conn/") ? c.recorder?.tracker.get(key.slice(5)) : undefined;
+      return r ? connRec(r) : null;
+    },
+    scan: (prefix) => (c.recorder ? sorted([...c.recorder.tracker.values()].map(connRec), prefix) : []),
   };
-
+  const announced = new Set<string>();
+  c.connectionWatchers.push(({ rec, removed }) => {
+    // First sight of a connection is `new`, later changes `upd`, leaving the live view `del`.
+    const r = connRec(rec);
+    if (removed) {
+      announced.delete(rec.id);
+      return hub.publish("network", r.key, null);
+    }
+    const first = !announced.has(rec.id);
+    if (first) announced.add(rec.id);
+    hub.publish("network", r.key, { ...r, created: first ? r.modified : r.created });
+  });
   const notifRec = (id: string): DbRecord | null => {
     const n = c.notifications.get(id);
     return n ? { key: `all/${id}`, value: n, created: n.Created, modified: n.Modified, expires: n.Expires } : null;

@@ -32,9 +32,11 @@ export interface QueueArea {
   rec: number;
   stats: number;
   control: number;
+  /** The worker's connection table and event ring (assembly/flow/track.ts); 0 = no tracking. */
+  flow: number;
 }
 
-export function allocQueueArea(arena: Arena, nslots: number, copyRange: number): QueueArea {
+export function allocQueueArea(arena: Arena, nslots: number, copyRange: number, flowBytes = 0): QueueArea {
   const slotSize = (copyRange + SLOT_HEADROOM + CACHE_LINE - 1) & ~(CACHE_LINE - 1);
   const area: QueueArea = {
     slots: arena.alloc(slotSize * nslots),
@@ -46,6 +48,7 @@ export function allocQueueArea(arena: Arena, nslots: number, copyRange: number):
     rec: arena.alloc(L.REC_SIZE),
     stats: arena.alloc(L.ST_SIZE),
     control: arena.alloc(WK_WORDS * 4),
+    flow: flowBytes > 0 ? arena.alloc(flowBytes) : 0,
   };
   new Int32Array(arena.memory.buffer, area.control, WK_WORDS)[WK_HANDLE] = -1;
   return area;

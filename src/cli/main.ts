@@ -9,6 +9,7 @@ import { Engine } from "../engine/engine.js";
 import { readPcap } from "../tools/pcap.js";
 import { Gateway, type Logger } from "../gateway/gateway.js";
 import { Control } from "../control/sluice.js";
+import { Recorder } from "../control/recorder.js";
 import { hasNetAdmin } from "../gateway/netinfo.js";
 import { startApi, type Api } from "../api/index.js";
 import { clientCommand, CLIENT_HELP } from "./client.js";
@@ -128,7 +129,15 @@ async function run(args: string[]): Promise<number> {
       current = control;
       api = await startApi(control, control.log, { devMode: dev });
       const a = control.config.api;
-      if (capture) control.gateway = await Gateway.start(control.config, control.rulesPath, control.log);
+      if (capture) {
+        control.gateway = await Gateway.start(control.config, control.rulesPath, control.log);
+        if (control.config.tracking.enabled) {
+          const rec = new Recorder(control.gateway, control.log);
+          for (const f of control.connectionWatchers) rec.tracker.onChange(f);
+          rec.start(null, null);
+          control.recorder = rec;
+        }
+      }
       else log.warn("--no-capture: no packet path; the API and the stores only");
       control.state = "ready";
       log.info(`ready: API on http://${a.host.includes(":") ? `[${a.host}]` : a.host}:${api.port}/api/v1/ (dashboard at /, health at /health)`);
@@ -141,6 +150,7 @@ async function run(args: string[]): Promise<number> {
     control.state = "stopping";
     log.info(why === "restart" ? "restarting" : "stopping");
     try {
+      await control.recorder?.stop();
       await control.gateway?.stop();
     } catch (err) {
       log.warn(`stop failed: ${String(err)}; run "sluice recover"`);

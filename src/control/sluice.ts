@@ -12,6 +12,8 @@ import { parseMAC, bytesToHex } from "../core/ip.js";
 import { OptionStore } from "./options.js";
 import { ProfileStore, DEFAULT_PROFILE } from "./profiles.js";
 import { Notifications } from "./notifications.js";
+import type { Recorder } from "./recorder.js";
+import type { Change } from "../flow/tracker.js";
 
 export const VERSION = "0.1.0";
 const LOG_KEEP = 50;
@@ -26,6 +28,10 @@ export class Control {
   /** The most recent warnings, newest last (debug/info). */
   readonly recentWarnings: string[] = [];
   gateway: Gateway | null = null;
+  /** Connection recording, when the packet path runs with tracking on. */
+  recorder: Recorder | null = null;
+  /** Who follows live connections (the network: database); attached when recording starts. */
+  readonly connectionWatchers: ((c: Change) => void)[] = [];
   state: "starting" | "ready" | "stopping" = "starting";
   private stopRequested: ((why: Stop) => void) | null = null;
   readonly stopped: Promise<Stop>;

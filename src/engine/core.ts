@@ -14,7 +14,8 @@ export interface Core {
   readonly kind: "wasm" | "twin";
   decode(pkt: number, len: number, rec: number): number;
   match(img: number, rec: number, ipd: number, now: number): number;
-  processBatch(desc: number, n: number, rec: number, results: number, img: number, ipd: number, now: number, flags: number): number;
+  processBatch(desc: number, n: number, rec: number, results: number, img: number, ipd: number, now: number, flags: number, flow: number): number;
+  flowInit(ft: number, nbuckets: number, ringCap: number, worker: number): void;
   ipdomInit(ipd: number, nsets: number): void;
   ipdomPut(ipd: number, ver: number, addr: number, name: number, len: number, expiry: number, now: number): number;
   ipdomLearn(ipd: number, rec: number, now: number): number;
@@ -66,6 +67,7 @@ export function instantiateWasm(memory: WebAssembly.Memory, options: { debug?: b
     decode: x.decode,
     match: x.match,
     processBatch: x.processBatch,
+    flowInit: x.flowInit,
     ipdomInit: x.ipdomInit,
     ipdomPut: x.ipdomPut,
     ipdomLearn: x.ipdomLearn,

@@ -108,7 +108,7 @@ export class Engine {
     dv.setUint16(desc + L.DESC_FLAGS, (options.inbound ? L.DF_INBOUND : 0) | (options.mac ? L.DF_HAS_MAC : 0), true);
     if (options.mac) u8.set(options.mac.subarray(0, 6), desc + L.DESC_MAC);
     const now = options.now ?? nowSeconds();
-    this.core.processBatch(desc, 1, this.scratchRec, 0, this.imageOffset, this.ipdom, now, options.learnDns ? L.BF_LEARN_DNS : 0);
+    this.core.processBatch(desc, 1, this.scratchRec, 0, this.imageOffset, this.ipdom, now, options.learnDns ? L.BF_LEARN_DNS : 0, 0);
     return { ...readMatch(u8, this.scratchRec), packet: readRecord(u8, this.scratchRec) };
   }
 

@@ -46,6 +46,10 @@ export interface GatewayConfig {
   rulesFile: string;
   /** The API (REST, database WebSocket, /health). */
   api: ApiConfig;
+  /** Connection tracking in the workers: per queue, flowBuckets x 8 flows and a ring of events. */
+  tracking: { enabled: boolean; flowBuckets: number; ringEvents: number; waitForName: boolean };
+  /** Connection history in LMDB (data/history): retention by age and by count. */
+  history: { enabled: boolean; retentionDays: number; maxRecords: number; statsIntervalS: number };
   /** A queue whose worker shows no sign of life for this long is restarted. */
   watchdogMs: number;
 }
@@ -60,6 +64,8 @@ const DEFAULTS: GatewayConfig = {
   ipv6: true,
   wanInterfaces: [],
   rulesFile: "sluice.rules",
+  tracking: { enabled: true, flowBuckets: 4096, ringEvents: 8192, waitForName: true },
+  history: { enabled: true, retentionDays: 30, maxRecords: 10_000_000, statsIntervalS: 300 },
   api: {
     host: "127.0.0.1",
     port: 817,
@@ -130,6 +136,17 @@ export function validate(raw: unknown): GatewayConfig {
     fail("wanInterfaces", "must be a list of interface names");
   }
   if (typeof c.rulesFile !== "string" || c.rulesFile.length === 0) fail("rulesFile", "must be a file name");
+  const pow2 = (v: number) => v > 0 && (v & (v - 1)) === 0;
+  if (typeof c.tracking.enabled !== "boolean") fail("tracking.enabled", "must be true or false");
+  if (typeof c.tracking.waitForName !== "boolean") fail("tracking.waitForName", "must be true or false");
+  c.tracking.flowBuckets = int(c.tracking.flowBuckets, "tracking.flowBuckets", 16, 1 << 20);
+  if (!pow2(c.tracking.flowBuckets)) fail("tracking.flowBuckets", "must be a power of two");
+  c.tracking.ringEvents = int(c.tracking.ringEvents, "tracking.ringEvents", 64, 1 << 20);
+  if (!pow2(c.tracking.ringEvents)) fail("tracking.ringEvents", "must be a power of two");
+  if (typeof c.history.enabled !== "boolean") fail("history.enabled", "must be true or false");
+  c.history.retentionDays = int(c.history.retentionDays, "history.retentionDays", 1, 3650);
+  c.history.maxRecords = int(c.history.maxRecords, "history.maxRecords", 1000, 1_000_000_000);
+  c.history.statsIntervalS = int(c.history.statsIntervalS, "history.statsIntervalS", 10, 86400);
   const a = c.api;
   if (typeof a.host !== "string" || !isIP(a.host)) fail("api.host", "must be an IP address");
   a.port = int(a.port, "api.port", 0, 65535);

@@ -17,6 +17,7 @@ import {
   type QueueArea, type QueueStats,
 } from "../capture/area.js";
 import type { QueueTask } from "../worker/queue-worker.js";
+import { RingReader, flowRegionSize, type FlowEvent } from "../flow/ring.js";
 import { installFirewall, removeFirewall, forgetDecisions, hooksFirst, restoreHookOrder, nftQueueSupport, PROBE_ADDR, PROBE_PORT } from "./firewall.js";
 import { createSocket } from "node:dgram";
 import { execFile } from "node:child_process";
@@ -47,6 +48,7 @@ interface QueueState {
   lastBeat: number;
   lastBeatAt: number;
   lastError: string | null;
+  ring: RingReader | null;
 }
 
 export class Gateway {
@@ -81,8 +83,10 @@ export class Gateway {
       if (idx !== null && idx < L.WAN_BITS) u8[this.wan + (idx >> 3)]! |= 1 << (idx & 7);
     }
     const q = config.queues;
+    const tr = config.tracking;
     for (let i = 0; i < q.count; i++) {
-      const area = allocQueueArea(this.engine.arena, q.batch, q.copyRange);
+      const area = allocQueueArea(this.engine.arena, q.batch, q.copyRange, tr.enabled ? flowRegionSize(tr.flowBuckets, tr.ringEvents) : 0);
+      if (area.flow !== 0) this.engine.core.flowInit(area.flow, tr.flowBuckets, tr.ringEvents, i);
       this.queues.push({
         queue: q.first + i,
         area,
@@ -93,6 +97,7 @@ export class Gateway {
         lastBeat: 0,
         lastBeatAt: Date.now(),
         lastError: null,
+        ring: area.flow !== 0 ? new RingReader(this.engine.memory, area.flow) : null,
       });
     }
     this.pool = new Piscina({ filename: WORKER_URL, minThreads: q.count, maxThreads: q.count, idleTimeout: Infinity });
@@ -150,6 +155,7 @@ export class Gateway {
       marks: c.fastTrack ? c.marks : { ...c.marks, accept: c.marks.once },
       pollMs: POLL_MS,
       defaultVerdict: this.defaultVerdict,
+      batchFlags: L.BF_LEARN_DNS | (c.fastTrack ? L.BF_TRACK_FAST : 0) | (c.tracking.enabled && c.tracking.waitForName ? L.BF_WAIT_NAME : 0),
     };
   }
 
@@ -254,6 +260,32 @@ export class Gateway {
     }
   }
 
+  /** Hands every flow event the workers wrote since the last call to `f`. */
+  drainFlows(f: (e: FlowEvent) => void): number {
+    let n = 0;
+    for (const q of this.queues) if (q.ring) n += q.ring.drain(f);
+    return n;
+  }
+
+  /** Connection tracking counters over every queue. */
+  flowCounters(): { dropped: number; evicted: number; live: number; pending: number } {
+    const t = { dropped: 0, evicted: 0, live: 0, pending: 0 };
+    for (const q of this.queues) {
+      if (!q.ring) continue;
+      const c = q.ring.counters();
+      t.dropped += c.dropped;
+      t.evicted += c.evicted;
+      t.live += c.live;
+      t.pending += c.pending;
+    }
+    return t;
+  }
+
+  /** The profile names of the rules in force (flow events carry the index). */
+  profileName(index: number): string {
+    return this.image.profiles[index] ?? "default";
+  }
+
   /** Terminates every queue worker as a crash would (they are started again); for drills. */
   killWorkers(): void {
     for (const q of this.queues) q.abort?.abort();
@@ -279,6 +311,7 @@ export class Gateway {
       wanInterfaces: this.wanNames,
       firewall: this.backend,
       failClosed: this.config.failClosed,
+      tracking: this.config.tracking.enabled ? this.flowCounters() : null,
     };
   }
 

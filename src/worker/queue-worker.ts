@@ -4,7 +4,6 @@
 // a packet. It returns when told to stop (WK_STOP) and throws on setup errors, which the
 // gateway counts and answers by starting the queue again.
 
-import * as L from "../../assembly/shared/layout.js";
 import { instantiateCore } from "../engine/core.js";
 import { nfq } from "../capture/native.js";
 import { CTL_IMAGE, CTL_GENERATION } from "../engine/engine.js";
@@ -30,6 +29,8 @@ export interface QueueTask {
   pollMs: number;
   /** What packets still queued get when the queue closes (fail-open: accept). */
   defaultVerdict: number;
+  /** BF_* flags for every batch (learn DNS, hand decided flows to the kernel). */
+  batchFlags: number;
 }
 
 const MS_PER_S = 1000;
@@ -58,11 +59,15 @@ export default function runQueue(t: QueueTask): { queue: number; batches: number
     while (Atomics.load(ctl, WK_STOP) === 0) {
       Atomics.add(ctl, WK_HEARTBEAT, 1);
       const n = addon.recv(handle, a.slots, a.slotSize, a.nslots, a.desc, a.meta, t.pollMs);
-      if (n <= 0) continue; // timeout, or an error the addon counted
+      if (n <= 0) {
+        // Timeout, or an error the addon counted: a quiet moment to expire idle flows.
+        if (a.flow !== 0) core.processBatch(a.desc, 0, a.rec, 0, 0, t.ipdom, Math.floor(Date.now() / MS_PER_S), t.batchFlags, a.flow);
+        continue;
+      }
       // One image for the whole batch: read its offset once, say which generation is in use.
       Atomics.store(ctl, WK_GENERATION, Atomics.load(engineCtl, CTL_GENERATION / 4));
       const img = Atomics.load(engineCtl, CTL_IMAGE / 4);
-      core.processBatch(a.desc, n, a.rec, a.results, img, t.ipdom, Math.floor(Date.now() / MS_PER_S), L.BF_LEARN_DNS);
+      core.processBatch(a.desc, n, a.rec, a.results, img, t.ipdom, Math.floor(Date.now() / MS_PER_S), t.batchFlags, a.flow);
       addon.verdict(handle, a.meta, a.results, n);
       batches++;
     }
