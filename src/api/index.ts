@@ -20,6 +20,8 @@ import { registerTokens } from "./endpoints/tokens.js";
 import { registerSettings } from "./endpoints/settings.js";
 import { registerSystem } from "./endpoints/system.js";
 import { registerIntegration } from "./endpoints/integration.js";
+import { registerStats } from "./endpoints/stats.js";
+import { registerNetquery } from "../netquery/api.js";
 import { UiMount } from "./ui.js";
 import { uws } from "./uws.js";
 import type { Deps } from "./deps.js";
@@ -70,6 +72,16 @@ export async function startApi(control: Control, log: Logger, opts: { host?: str
   registerSettings(deps);
   registerSystem(deps);
   registerIntegration(deps, ui);
+  registerStats(deps);
+  registerNetquery(registry, {
+    // "main": the live view (active connections, and ended ones for ten minutes).
+    main: { name: "main", rows: () => control.recorder?.tracker.values() ?? [] },
+    get history() {
+      return control.historySource();
+    },
+    clearHistory: (ids) => control.clearHistory(ids),
+    cleanupHistory: () => control.cleanupHistory(),
+  });
   const stopDatabases = registerDatabases(deps);
   const health: Mount = {
     prefix: "/health",

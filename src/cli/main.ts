@@ -10,6 +10,11 @@ import { readPcap } from "../tools/pcap.js";
 import { Gateway, type Logger } from "../gateway/gateway.js";
 import { Control } from "../control/sluice.js";
 import { Recorder } from "../control/recorder.js";
+import { StatsHistory } from "../control/stats.js";
+import { HistoryStore } from "../store/history.js";
+import { join } from "node:path";
+import { ConntrackEvents } from "../flow/conntrack-events.js";
+import { kernelEndOf, readTimeouts } from "../flow/kernel-end.js";
 import { hasNetAdmin } from "../gateway/netinfo.js";
 import { startApi, type Api } from "../api/index.js";
 import { clientCommand, CLIENT_HELP } from "./client.js";
@@ -130,15 +135,32 @@ async function run(args: string[]): Promise<number> {
       api = await startApi(control, control.log, { devMode: dev });
       const a = control.config.api;
       if (capture) {
+        const tracking = control.config.tracking.enabled;
+        // Accounting first: only connections tracked after it is on carry byte counts.
+        const kernel = tracking ? new ConntrackEvents({ markMask: control.config.marks.mask, logger: control.log }) : null;
+        if (kernel) {
+          const acct = await kernel.enableAccounting();
+          for (const p of acct.problems) control.log.warn(`conntrack accounting: ${p}`);
+        }
         control.gateway = await Gateway.start(control.config, control.rulesPath, control.log);
-        if (control.config.tracking.enabled) {
+        if (kernel) {
           const rec = new Recorder(control.gateway, control.log);
           for (const f of control.connectionWatchers) rec.tracker.onChange(f);
-          rec.start(null, null);
+          const timeouts = readTimeouts();
+          if (control.config.history.enabled) {
+            const h = control.config.history;
+            control.history = HistoryStore.open({ path: join(control.dataDir, "history"), maxAgeDays: h.retentionDays, maxRecords: h.maxRecords });
+          }
+          rec.start(control.history, { onDestroy: (f) => void kernel.onDestroy((e) => f(kernelEndOf(e, timeouts))), stop: () => kernel.stop() });
+          void kernel.start();
           control.recorder = rec;
         }
       }
       else log.warn("--no-capture: no packet path; the API and the stores only");
+      if (control.config.history.enabled) {
+        control.stats = new StatsHistory(control.dataDir);
+        control.stats.start(control.config.history.statsIntervalS * 1000, () => control.currentStats());
+      }
       control.state = "ready";
       log.info(`ready: API on http://${a.host.includes(":") ? `[${a.host}]` : a.host}:${api.port}/api/v1/ (dashboard at /, health at /health)`);
     } catch (err) {
@@ -158,6 +180,8 @@ async function run(args: string[]): Promise<number> {
       return EXIT_INVALID;
     }
     api.close();
+    await control.stats?.close();
+    await control.history?.close();
     log.info(control.gateway ? "stopped; firewall chains removed" : "stopped");
     if (why !== "restart") return 0;
   }

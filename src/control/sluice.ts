@@ -14,6 +14,10 @@ import { ProfileStore, DEFAULT_PROFILE } from "./profiles.js";
 import { Notifications } from "./notifications.js";
 import type { Recorder } from "./recorder.js";
 import type { Change } from "../flow/tracker.js";
+import type { StatsHistory, StatsSnapshot } from "./stats.js";
+import type { HistoryStore } from "../store/history.js";
+import type { RowSource } from "../netquery/exec.js";
+import type { ConnRecord } from "../flow/types.js";
 
 export const VERSION = "0.1.0";
 const LOG_KEEP = 50;
@@ -32,6 +36,10 @@ export class Control {
   recorder: Recorder | null = null;
   /** Who follows live connections (the network: database); attached when recording starts. */
   readonly connectionWatchers: ((c: Change) => void)[] = [];
+  /** Periodic snapshots of the totals (stats/*). */
+  stats: StatsHistory | null = null;
+  /** Connection history in LMDB. */
+  history: HistoryStore | null = null;
   state: "starting" | "ready" | "stopping" = "starting";
   private stopRequested: ((why: Stop) => void) | null = null;
   readonly stopped: Promise<Stop>;
@@ -86,6 +94,45 @@ export class Control {
     return r;
   }
 
+  /** netquery's "history" database: a lazy, time-ordered scan of the store. */
+  historySource(): RowSource | null {
+    const h = this.history;
+    if (!h) return null;
+    return {
+      name: "history",
+      ordered: true,
+      rows: (hint) => historyRows(h, hint.from ?? 0, hint.to ?? Date.now() + DAY_MS, hint.order === "desc"),
+    };
+  }
+
+  async clearHistory(profileIDs: string[]): Promise<number> {
+    if (!this.history) return 0;
+    return this.history.clear(profileIDs.length > 0 ? profileIDs : undefined);
+  }
+
+  async cleanupHistory(): Promise<number> {
+    if (!this.history) return 0;
+    return (await this.history.cleanup()).deleted;
+  }
+
+  /** The totals now, for stats snapshots and stats/latest. */
+  currentStats(): Omit<StatsSnapshot, "timestamp"> {
+    const h = this.gateway?.health() as { received?: number; enobufs?: number; restarts?: number } | undefined;
+    const r = this.recorder?.counters() ?? {};
+    return {
+      liveConnections: r.live ?? 0,
+      connectionsStarted: r.started ?? 0,
+      connectionsEnded: r.ended ?? 0,
+      blocked: r.blocked ?? 0,
+      bytesSent: r.bytesSent ?? 0,
+      bytesReceived: r.bytesReceived ?? 0,
+      packetsQueued: h?.received ?? 0,
+      queueOverflows: h?.enobufs ?? 0,
+      eventsDropped: r.ringDropped ?? 0,
+      workerRestarts: h?.restarts ?? 0,
+    };
+  }
+
   /** Asks the process to stop (or stop and start again); the CLI acts on `stopped`. */
   requestStop(why: Stop): void {
     this.stopRequested?.(why);
@@ -116,6 +163,24 @@ export class Control {
       }
     }
     return best;
+  }
+}
+
+const DAY_MS = 86_400_000;
+/** History is read in windows of this much time: each window is one bounded LMDB range read. */
+const HISTORY_WINDOW_MS = 5 * 60_000;
+
+/** Rows with started in [from, to), lazily, window by window, oldest or newest first. */
+function* historyRows(h: HistoryStore, from: number, to: number, newestFirst: boolean): Generator<ConnRecord> {
+  const oldest = h.scanRange({ from, to, limit: 1 })[0];
+  if (!oldest) return;
+  const newest = h.scanRange({ from, to, limit: 1, reverse: true })[0]!;
+  const lo = Math.max(from, oldest.started);
+  const hi = Math.min(to, newest.started + 1);
+  if (newestFirst) {
+    for (let end = hi; end > lo; end -= HISTORY_WINDOW_MS) yield* h.scanRange({ from: Math.max(lo, end - HISTORY_WINDOW_MS), to: end, reverse: true });
+  } else {
+    for (let start = lo; start < hi; start += HISTORY_WINDOW_MS) yield* h.scanRange({ from: start, to: Math.min(hi, start + HISTORY_WINDOW_MS) });
   }
 }
 
