@@ -203,6 +203,11 @@ for (const kind of ["wasm", "twin"] as const) {
 }
 
 describe("flow tracking: both builds", () => {
+  it("lays a bucket out as one tag line and its ways", () => {
+    assert.equal(L.FT_BUCKET_SIZE, L.FT_BUCKET_HDR + L.FT_WAYS * L.FL_SIZE);
+    assert.ok(L.FT_TAG_LAST + L.FT_WAYS * 4 <= L.FT_BUCKET_HDR);
+  });
+
   it("the WASM build and the JS twin write identical events for the same packets", () => {
     const rigs = [new Rig("wasm", RULES), new Rig("twin", RULES)];
     const pkts: [Uint8Array, number][] = [

@@ -7,6 +7,7 @@
 import { ld8, ldh16, ldh32, st8, sth16, sth32, copy, copy16, fill0x32, ltu, mul32, shru, atomicLoad32, atomicStore32 } from "../core/mem";
 import {
   FT_NBUCKETS, FT_SEQ, FT_SWEEP, FT_EVICTED, FT_LIVE, FT_RING, FT_WORKER, FT_HDR_SIZE, FT_WAYS,
+  FT_TAG_HASH, FT_TAG_LAST, FT_BUCKET_HDR, FT_BUCKET_SIZE,
   FL_STATE, FL_IPVER, FL_PROTO, FL_VERDICT, FL_MATCHBY, FL_DIR, FL_TCP, FL_NAMED, FL_SPORT, FL_DPORT, FL_PROFILE,
   FL_RULE, FL_LINE, FL_ID, FL_FIRST, FL_LAST, FL_PKTS_OUT, FL_PKTS_IN, FL_BYTES_OUT, FL_BYTES_IN, FL_HASH,
   FL_SRC, FL_DST, FL_FLAGS, FL_SIZE, FS_EMPTY, FS_OPEN, FS_CLOSING, FS_KERNEL, TS_SYN, TS_FIN_OUT, TS_FIN_IN, TS_RST,
@@ -39,7 +40,7 @@ const MATCH_REVERSE = 2;
 /** Prepares a zeroed region: `nbuckets` (a power of two) buckets, then a ring of `ringCap` events. */
 export function flowInit(ft: i32, nbuckets: i32, ringCap: i32, worker: i32): void {
   sth32(ft + FT_NBUCKETS, nbuckets);
-  const ring = FT_HDR_SIZE + nbuckets * FT_WAYS * FL_SIZE;
+  const ring = FT_HDR_SIZE + nbuckets * FT_BUCKET_SIZE;
   sth32(ft + FT_RING, ring);
   sth32(ft + ring + RG_CAP, ringCap);
   sth32(ft + FT_WORKER, worker);
@@ -191,32 +192,38 @@ export function flowTrack(ft: i32, rec: i32, ipd: i32, now: i32, flags: i32, len
   const src = rec + REC_SRC;
   const dst = rec + REC_DST;
   const h = flowHash(ver, proto, src, sp, dst, dp);
-  const bucket = ft + FT_HDR_SIZE + (h & (ldh32(ft + FT_NBUCKETS) - 1)) * (FT_WAYS * FL_SIZE);
-  let free = 0;
-  let oldest = 0;
+  const bucket = ft + FT_HDR_SIZE + (h & (ldh32(ft + FT_NBUCKETS) - 1)) * FT_BUCKET_SIZE;
+  let free = -1;
+  let oldest = -1;
   for (let w = 0; w < FT_WAYS; w++) {
-    const e = bucket + w * FL_SIZE;
-    const st = ld8(e + FL_STATE);
-    if (st == FS_EMPTY) {
-      if (free == 0) free = e;
+    const tag = ldh32(bucket + FT_TAG_HASH + w * 4);
+    if (tag == 0) {
+      if (free < 0) free = w;
       continue;
     }
-    if (oldest == 0 || ltu(ldh32(e + FL_LAST), ldh32(oldest + FL_LAST))) oldest = e;
-    if (ldh32(e + FL_HASH) != h || ld8(e + FL_IPVER) != ver || ld8(e + FL_PROTO) != proto) continue;
+    if (oldest < 0 || ltu(ldh32(bucket + FT_TAG_LAST + w * 4), ldh32(bucket + FT_TAG_LAST + oldest * 4))) oldest = w;
+    if (tag != h) continue;
+    const e = bucket + FT_BUCKET_HDR + w * FL_SIZE;
+    if (ld8(e + FL_IPVER) != ver || ld8(e + FL_PROTO) != proto) continue;
     const m = matchEntry(e, src, sp, dst, dp);
     if (m == MATCH_NONE) continue;
+    sth32(bucket + FT_TAG_LAST + w * 4, now);
     update(ft, e, rec, ipd, now, flags, m == MATCH_FORWARD, bytes);
     return;
   }
-  let e = free;
-  if (e == 0) {
+  let way = free;
+  if (way < 0) {
     // A full bucket (a flood of new flows): the least recently seen flow makes room.
-    e = oldest;
-    if (ld8(e + FL_STATE) != FS_KERNEL) emit(ft, e, EVT_END, EVR_EVICTED, 0);
+    way = oldest;
+    const victim = bucket + FT_BUCKET_HDR + way * FL_SIZE;
+    if (ld8(victim + FL_STATE) != FS_KERNEL) emit(ft, victim, EVT_END, EVR_EVICTED, 0);
     sth32(ft + FT_EVICTED, (ldh32(ft + FT_EVICTED) + 1) | 0);
   } else {
     sth32(ft + FT_LIVE, (ldh32(ft + FT_LIVE) + 1) | 0);
   }
+  const e = bucket + FT_BUCKET_HDR + way * FL_SIZE;
+  sth32(bucket + FT_TAG_HASH + way * 4, h);
+  sth32(bucket + FT_TAG_LAST + way * 4, now);
   fill0x32(e, FL_SIZE);
   st8(e + FL_IPVER, ver);
   st8(e + FL_PROTO, proto);
@@ -283,14 +290,15 @@ export function flowSweep(ft: i32, now: i32): void {
   const nb = ldh32(ft + FT_NBUCKETS);
   let b = ldh32(ft + FT_SWEEP);
   for (let i = 0; i < FT_SWEEP_BUCKETS; i++) {
-    const bucket = ft + FT_HDR_SIZE + (b & (nb - 1)) * (FT_WAYS * FL_SIZE);
+    const bucket = ft + FT_HDR_SIZE + (b & (nb - 1)) * FT_BUCKET_SIZE;
     for (let w = 0; w < FT_WAYS; w++) {
-      const e = bucket + w * FL_SIZE;
+      if (ldh32(bucket + FT_TAG_HASH + w * 4) == 0) continue;
+      const e = bucket + FT_BUCKET_HDR + w * FL_SIZE;
+      if (!ltu((ldh32(bucket + FT_TAG_LAST + w * 4) + timeoutOf(e)) | 0, now)) continue;
       const st = ld8(e + FL_STATE);
-      if (st == FS_EMPTY) continue;
-      if (!ltu((ldh32(e + FL_LAST) + timeoutOf(e)) | 0, now)) continue;
       if (st != FS_KERNEL) emit(ft, e, EVT_END, st == FS_CLOSING ? EVR_CLOSED : EVR_TIMEOUT, 0);
       st8(e + FL_STATE, FS_EMPTY);
+      sth32(bucket + FT_TAG_HASH + w * 4, 0);
       sth32(ft + FT_LIVE, (ldh32(ft + FT_LIVE) - 1) | 0);
     }
     b = (b + 1) & (nb - 1);

@@ -253,7 +253,7 @@ export const IPD_MAX_TTL = 86400;
 export const BF_LEARN_DNS = 0x1; // feed DNS answers seen in the batch into the IP -> domain table
 
 // ## Connection tracking (assembly/flow/track.ts), one region per queue worker:
-//   [flow header FT_HDR_SIZE][buckets: nbuckets x FT_WAYS entries of FL_SIZE][event ring]
+//   [flow header FT_HDR_SIZE][buckets: nbuckets x (tag line + FT_WAYS entries of FL_SIZE)][event ring]
 // A flow is keyed by its 5-tuple as first seen (initiator -> responder); both directions hash to
 // the same bucket, so one probe finds it either way. A full bucket evicts its least recently
 // seen flow (counted, and reported as an end with reason EVR_EVICTED).
@@ -266,6 +266,12 @@ export const FT_RING = 20; // u32: offset of the event ring, relative to the reg
 export const FT_WORKER = 24; // u32: the worker's index, the high bits of its connection ids
 export const FT_HDR_SIZE = 64;
 export const FT_WAYS = 8;
+// Each bucket starts with one cache line of tags: the ways' hashes (0 = empty) and last-seen
+// times, so a lookup reads one line and touches an entry only when its hash matches.
+export const FT_TAG_HASH = 0; // FT_WAYS x i32
+export const FT_TAG_LAST = 32; // FT_WAYS x u32
+export const FT_BUCKET_HDR = 64;
+export const FT_BUCKET_SIZE = FT_BUCKET_HDR + FT_WAYS * 128; // 128 = FL_SIZE (declared below; flow-track.test.ts checks)
 
 export const FL_STATE = 0; // u8: FS_*
 export const FL_IPVER = 1; // u8

@@ -125,5 +125,5 @@ function macText(u8: Uint8Array, off: number): string {
 
 /** Bytes of a flow region: header, buckets, ring header and slots. */
 export function flowRegionSize(nbuckets: number, ringCap: number): number {
-  return L.FT_HDR_SIZE + nbuckets * L.FT_WAYS * L.FL_SIZE + L.RG_HDR_SIZE + ringCap * L.EV_SIZE;
+  return L.FT_HDR_SIZE + nbuckets * L.FT_BUCKET_SIZE + L.RG_HDR_SIZE + ringCap * L.EV_SIZE;
 }
