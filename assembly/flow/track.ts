@@ -253,6 +253,10 @@ export function flowTrack(ft: i32, rec: i32, ipd: i32, now: i32, flags: i32, len
 
 function update(ft: i32, e: i32, rec: i32, ipd: i32, now: i32, flags: i32, forward: bool, bytes: i32): void {
   sth32(e + FL_LAST, now);
+  // Packets already queued when the flow was handed to the kernel: the kernel's totals replace
+  // ours when it reports the end, so they are not counted (and the entry's second line stays cold).
+  const st = ld8(e + FL_STATE);
+  if (st == FS_KERNEL) return;
   if (forward) {
     sth32(e + FL_PKTS_OUT, (ldh32(e + FL_PKTS_OUT) + 1) | 0);
     addBytes(e + FL_BYTES_OUT, bytes);
@@ -260,9 +264,6 @@ function update(ft: i32, e: i32, rec: i32, ipd: i32, now: i32, flags: i32, forwa
     sth32(e + FL_PKTS_IN, (ldh32(e + FL_PKTS_IN) + 1) | 0);
     addBytes(e + FL_BYTES_IN, bytes);
   }
-  const st = ld8(e + FL_STATE);
-  // Packets already queued when the flow was handed to the kernel: counted, nothing to report.
-  if (st == FS_KERNEL) return;
   if (ld8(e + FL_PROTO) == IPP_TCP) {
     const tf = ld8(rec + REC_TCPFLAGS);
     let seen = ld8(e + FL_TCP);

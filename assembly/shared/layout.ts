@@ -273,6 +273,8 @@ export const FT_TAG_LAST = 32; // FT_WAYS x u32
 export const FT_BUCKET_HDR = 64;
 export const FT_BUCKET_SIZE = FT_BUCKET_HDR + FT_WAYS * 128; // 128 = FL_SIZE (declared below; flow-track.test.ts checks)
 
+// The first cache line holds what a lookup compares and what every packet updates; the second
+// what only events read.
 export const FL_STATE = 0; // u8: FS_*
 export const FL_IPVER = 1; // u8
 export const FL_PROTO = 2; // u8
@@ -284,18 +286,18 @@ export const FL_NAMED = 7; // u8: 1 once an event carried a name
 export const FL_SPORT = 8; // u16: initiator's port (ICMP: echo id)
 export const FL_DPORT = 10; // u16
 export const FL_PROFILE = 12; // u16
-export const FL_RULE = 16; // u32
-export const FL_LINE = 20; // u32
-export const FL_ID = 24; // u32: connection id within this worker
-export const FL_FIRST = 28; // u32: seconds, host clock
-export const FL_LAST = 32; // u32
-export const FL_PKTS_OUT = 36; // u32: initiator -> responder
-export const FL_PKTS_IN = 40; // u32
-export const FL_BYTES_OUT = 44; // u32 low, u32 high at +4
-export const FL_BYTES_IN = 52; // u32 low, u32 high at +4
-export const FL_HASH = 60; // i32: the bucket hash, compared before the tuple
-export const FL_SRC = 64; // 16 bytes net: initiator
-export const FL_DST = 80; // 16 bytes net: responder
+export const FL_SRC = 16; // 16 bytes net: initiator
+export const FL_DST = 32; // 16 bytes net: responder
+export const FL_PKTS_OUT = 48; // u32: initiator -> responder
+export const FL_PKTS_IN = 52; // u32
+export const FL_LAST = 56; // u32: seconds, host clock
+export const FL_HASH = 60; // i32: the bucket hash (also in the bucket's tag line)
+export const FL_RULE = 64; // u32
+export const FL_LINE = 68; // u32
+export const FL_ID = 72; // u32: connection id within this worker
+export const FL_FIRST = 76; // u32
+export const FL_BYTES_OUT = 80; // u32 low, u32 high at +4
+export const FL_BYTES_IN = 88; // u32 low, u32 high at +4
 export const FL_FLAGS = 96; // u32: PF_* of the deciding packet
 export const FL_SIZE = 128;
 

@@ -52,7 +52,8 @@ const headIdx = (ring + L.RG_HEAD) >> 2;
 const tailIdx = (ring + L.RG_TAIL) >> 2;
 const nBatches = n / BATCH;
 const now = nowSeconds();
-const flagsOn = L.BF_LEARN_DNS | L.BF_TRACK_FAST | L.BF_WAIT_NAME;
+/** As the gateway runs by default (BENCH_FLAGS overrides, e.g. 3 = without waiting for names). */
+const flagsOn = Number(process.env.BENCH_FLAGS ?? L.BF_LEARN_DNS | L.BF_TRACK_FAST | L.BF_WAIT_NAME);
 
 function run(flow: number): number {
   const r = measure(ROUND_MS, ROUND_MS / 4, (i) => {
