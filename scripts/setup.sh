@@ -29,5 +29,11 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
-# npm ci installs exactly the locked versions; its prepare step builds everything.
-npm ci --no-audit --no-fund
+# npm ci installs exactly the locked versions; its prepare step builds everything. The lock has
+# no entries for msgpackr-extract's macOS, Windows and 32-bit ARM prebuilds (optional packages
+# this registry does not serve), and npm ci refuses such a lock as "out of sync": then npm
+# install resolves the same versions from the lock and builds the same way.
+if ! npm ci --no-audit --no-fund; then
+  echo "setup: npm ci refused the lock file; installing with npm install instead" >&2
+  npm install --no-audit --no-fund
+fi
