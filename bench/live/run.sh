@@ -3,7 +3,8 @@
 # run, on the anchors' namespace gateway (../shared/anchors, copied to a scratch folder because
 # it builds in place). Prints one JSON line per engine and test (bench/live/report.mjs).
 # Settings: REPS (default 1), DUR seconds per run (default 8), TESTS (default "tcp1 tcp4 udp64c conn"),
-# ENGINES (default: all; sluice-norecord, sluice without connection recording, on request), INSTALL=0 to skip installing the anchors' Debian packages.
+# ENGINES (default: all; on request: sluice-norecord, without connection recording, and
+# sluice-noname, recording without waiting for names), INSTALL=0 to skip installing the anchors' Debian packages.
 # Everything stays inside the anchors' three namespaces; every load is bounded by DUR.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,10 +32,10 @@ fi
 (cd "$A" && ./build.sh >/dev/null && suricata/make-config.sh >/dev/null 2>&1 || true)
 
 # sluice's data: one queue (as the C loops use), the anchors' server side is the WAN.
-mk_data() {  # dir fastTrack [recording]
+mk_data() {  # dir fastTrack [recording] [waitForName]
   mkdir -p "$1"
-  local rec=${3:-true}
-  printf '{"queues":{"first":0,"count":1},"ipv6":false,"wanInterfaces":["gws0"],"fastTrack":%s,"api":{"host":"127.0.0.1","port":0},"tracking":{"enabled":%s},"history":{"enabled":%s}}\n' "$2" "$rec" "$rec" > "$1/config.json"
+  local rec=${3:-true} wait=${4:-true}
+  printf '{"queues":{"first":0,"count":1},"ipv6":false,"wanInterfaces":["gws0"],"fastTrack":%s,"api":{"host":"127.0.0.1","port":0},"tracking":{"enabled":%s,"waitForName":%s},"history":{"enabled":%s}}\n' "$2" "$rec" "$wait" "$rec" > "$1/config.json"
   # The selftest's probe (UDP 9999) is blocked, everything else allowed.
   printf -- '- 10.250.2.2 UDP/9999\n+ *\n' > "$1/sluice.rules"
 }
@@ -42,6 +43,8 @@ mk_data "$WORK/data-fast" true
 mk_data "$WORK/data-inspect" false
 # The same as sluice-fasttrack with connection recording off, to measure what recording costs.
 mk_data "$WORK/data-norecord" true false
+# Recording, but without holding TCP until its name: what waiting for the SNI/Host costs.
+mk_data "$WORK/data-noname" true true false
 
 cleanup() { (cd "$A" && ./rules.sh none >/dev/null 2>&1; ./topo.sh down >/dev/null 2>&1) || true; }
 trap cleanup EXIT
@@ -50,7 +53,7 @@ trap cleanup EXIT
 declare -A CFG=([plain]=plain [c-perpacket]=nfq_single [c-batch]=nfq_batch [c-fasttrack]=nfq_fasttrack [suricata]=suricata)
 for e in $ENGINES; do
   case $e in
-    sluice-fasttrack|sluice-inspect|sluice-norecord)
+    sluice-fasttrack|sluice-inspect|sluice-norecord|sluice-noname)
       data="$WORK/data-${e#sluice-}"
       # ENGINE_RULES=show: sluice installs its own chains; the anchors' rules.sh must not flush them.
       (cd "$A" && ENGINE_CMD="node $ROOT/dist/src/cli/main.js run --data $data" ENGINE_RULES=show \
