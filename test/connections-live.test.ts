@@ -11,6 +11,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChildProcess } from "node:child_process";
 import { createTopology, type Topology } from "./helpers/netns.js";
+import { apiIn, waitUntil } from "./helpers/live.js";
 import { HistoryStore } from "../src/store/history.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -31,10 +32,6 @@ interface Row {
   [k: string]: unknown;
 }
 
-function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 describe("recorded connections on a live gateway", () => {
   let t: Topology;
   let gw: ChildProcess;
@@ -45,32 +42,13 @@ describe("recorded connections on a live gateway", () => {
   let data = "";
 
   const probe = (...args: string[]) => JSON.parse(t.exec(t.cli, process.execPath, [CLIENT, ...args], 20000).trim()) as Record<string, unknown>;
-  const api = (method: string, path: string, body?: unknown): [number, string] => {
-    const args = ["-s", "--max-time", "15", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-H", `Authorization: Bearer ${token}`];
-    if (body !== undefined) args.push("-H", "Content-Type: application/json", "--data-binary", JSON.stringify(body));
-    const out = t.exec(t.gw, "curl", [...args, `http://127.0.0.1:${port}/api/v1/${path}`], 20000);
-    const nl = out.lastIndexOf("\n");
-    return [Number(out.slice(nl + 1)), out.slice(0, nl)];
-  };
+  const api = apiIn(() => t, () => port, () => token);
   const query = (q: unknown): Row[] => {
     const [status, body] = api("POST", "netquery/query", q);
     assert.equal(status, 200, body);
     return (JSON.parse(body) as { results: Row[] }).results;
   };
-  const waitFor = async <T>(what: () => T | null | undefined | false, ms: number, label: string): Promise<T> => {
-    const until = Date.now() + ms;
-    let last: unknown = null;
-    for (;;) {
-      try {
-        const v = what();
-        if (v) return v;
-      } catch (err) {
-        last = err;
-      }
-      if (Date.now() > until) throw new Error(`timed out waiting for ${label} (last error: ${String(last)}); gateway log:\n${log}`);
-      await sleep(50);
-    }
-  };
+  const waitFor = <T>(what: () => T | null | undefined | false, ms: number, label: string): Promise<T> => waitUntil(what, ms, label, () => log);
 
   before(async () => {
     assert.equal(process.getuid?.(), 0, "the live tests run as root (network namespaces, NFQUEUE)");

@@ -9,6 +9,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { createTopology, type Topology } from "./helpers/netns.js";
+import { apiIn, waitUntil } from "./helpers/live.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
@@ -62,28 +63,8 @@ describe("live gateway", () => {
   const probe = (...args: string[]): Probe => JSON.parse(t.exec(t.cli, process.execPath, [CLIENT, ...args], 20000).trim()) as Probe;
   const health = (): { received: number; restarts: number; status: string; reloads: number } =>
     JSON.parse(t.exec(t.gw, "curl", ["-s", "--max-time", "5", `http://127.0.0.1:${healthPort}/health`])) as never;
-  /** An API call from inside the gateway's namespace: [status, body]. */
-  const api = (method: string, path: string, body?: unknown): [number, string] => {
-    const args = ["-s", "--max-time", "15", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-H", `Authorization: Bearer ${token}`];
-    if (body !== undefined) args.push("-H", "Content-Type: application/json", "--data-binary", JSON.stringify(body));
-    const out = t.exec(t.gw, "curl", [...args, `http://127.0.0.1:${healthPort}/api/v1/${path}`], 20000);
-    const nl = out.lastIndexOf("\n");
-    return [Number(out.slice(nl + 1)), out.slice(0, nl)];
-  };
-  /** Polls `what` (an error counts as "not yet") until it holds or `ms` pass. */
-  const waitFor = async (what: () => boolean, ms: number, label: string) => {
-    const until = Date.now() + ms;
-    let last: unknown = null;
-    for (;;) {
-      try {
-        if (what()) return;
-      } catch (err) {
-        last = err;
-      }
-      if (Date.now() > until) throw new Error(`timed out waiting for ${label} (last error: ${String(last)}); gateway log:\n${log}`);
-      await sleep(50);
-    }
-  };
+  const api = apiIn(() => t, () => healthPort, () => token);
+  const waitFor = (what: () => boolean, ms: number, label: string) => waitUntil(what, ms, label, () => log);
 
   before(async () => {
     assert.equal(process.getuid?.(), 0, "the live gateway tests run as root (network namespaces, NFQUEUE)");

@@ -5,6 +5,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import type { ConnRecord } from "../src/flow/types.js";
+import { connRecord } from "./helpers/conns.js";
 import { Registry } from "../src/api/registry.js";
 import { Ctx, Reply, type Headers } from "../src/api/http.js";
 import { ApiError } from "../src/api/errors.js";
@@ -21,41 +22,7 @@ let seq = 0;
 
 function conn(o: Partial<ConnRecord> = {}): ConnRecord {
   const n = seq++;
-  return {
-    id: `c${n}`,
-    profile: "local/lan",
-    profile_name: "LAN",
-    type: "ip",
-    ip_version: 4,
-    ip_protocol: 6,
-    local_ip: "192.168.1.10",
-    local_port: 40000 + n,
-    remote_ip: "93.184.216.34",
-    remote_port: 443,
-    domain: "example.com.",
-    scope: 4,
-    verdict: 2,
-    started: T0,
-    ended: null,
-    active: true,
-    direction: "outbound",
-    encrypted: true,
-    internal: false,
-    tunneled: false,
-    external: true,
-    allowed: true,
-    bytes_sent: 0,
-    bytes_received: 0,
-    packets_sent: 0,
-    packets_received: 0,
-    device_ip: "192.168.1.10",
-    device_mac: null,
-    rule_line: 0,
-    matched_by: "default",
-    end_reason: null,
-    extra_data: {},
-    ...o,
-  };
+  return connRecord(n, T0, { id: `c${n}`, ...o });
 }
 
 const live = [

@@ -5,6 +5,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import type { ConnRecord } from "../src/flow/types.js";
+import { connRecord } from "./helpers/conns.js";
 import { QueryError, likeRegExp, parseBatch, parseQuery, parseRfc3339, type NetQuery } from "../src/netquery/query.js";
 import { compileWhere, executeQuery, startedRange, type RowHint, type RowSource, type Row } from "../src/netquery/exec.js";
 
@@ -15,41 +16,7 @@ let seq = 0;
 
 function conn(o: Partial<ConnRecord> = {}): ConnRecord {
   const n = seq++;
-  return {
-    id: `0-${n}-${T0}`,
-    profile: "local/lan",
-    profile_name: "LAN",
-    type: "ip",
-    ip_version: 4,
-    ip_protocol: 6,
-    local_ip: "192.168.1.10",
-    local_port: 40000 + n,
-    remote_ip: "93.184.216.34",
-    remote_port: 443,
-    domain: "example.com.",
-    scope: 4,
-    verdict: 2,
-    started: T0,
-    ended: null,
-    active: true,
-    direction: "outbound",
-    encrypted: true,
-    internal: false,
-    tunneled: false,
-    external: true,
-    allowed: true,
-    bytes_sent: 0,
-    bytes_received: 0,
-    packets_sent: 0,
-    packets_received: 0,
-    device_ip: "192.168.1.10",
-    device_mac: null,
-    rule_line: 0,
-    matched_by: "default",
-    end_reason: null,
-    extra_data: {},
-    ...o,
-  };
+  return connRecord(n, T0, { id: `0-${n}-${T0}`, ...o });
 }
 
 class ArraySource implements RowSource {

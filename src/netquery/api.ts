@@ -144,6 +144,27 @@ export function registerNetquery(reg: Registry, sources: NetquerySources, opts: 
     },
   });
 
+  /** A chart endpoint: parse the request (400 on bad input), compute it over the live view, time it. */
+  const chartHandler =
+    <R>(parse: (raw: unknown) => R, chart: (req: R, main: RowSource, now: number) => Promise<unknown>) =>
+    async (ctx: Ctx): Promise<unknown> => {
+      const t0 = performance.now();
+      let req: R;
+      try {
+        req = parse(requestJson(ctx, true));
+      } catch (err) {
+        throw badQuery(err);
+      }
+      try {
+        const reply = await chart(req, sources.main, now());
+        ctx.setHeader("Server-Timing", serverTiming([["query_exec", "Chart computation time", performance.now() - t0]]));
+        return reply;
+      } catch (err) {
+        if (err instanceof ApiError) throw err;
+        throw Errors.internal(`Failed to execute query: ${(err as Error)?.message ?? String(err)}`);
+      }
+    };
+
   reg.register({
     name: "Active Connections Chart",
     description:
@@ -152,23 +173,7 @@ export function registerNetquery(reg: Registry, sources: NetquerySources, opts: 
     path: "netquery/charts/connection-active",
     write: PERMIT_USER,
     writeMethods: ["POST"],
-    handler: async (ctx) => {
-      const t0 = performance.now();
-      let req;
-      try {
-        req = parseActiveChartRequest(requestJson(ctx, true));
-      } catch (err) {
-        throw badQuery(err);
-      }
-      try {
-        const reply = await connectionActiveChart(req, sources.main, now());
-        ctx.setHeader("Server-Timing", serverTiming([["query_exec", "Chart computation time", performance.now() - t0]]));
-        return reply;
-      } catch (err) {
-        if (err instanceof ApiError) throw err;
-        throw Errors.internal(`Failed to execute query: ${(err as Error)?.message ?? String(err)}`);
-      }
-    },
+    handler: chartHandler(parseActiveChartRequest, connectionActiveChart),
   });
 
   reg.register({
@@ -179,23 +184,7 @@ export function registerNetquery(reg: Registry, sources: NetquerySources, opts: 
     path: "netquery/charts/bandwidth",
     write: PERMIT_USER,
     writeMethods: ["POST"],
-    handler: async (ctx) => {
-      const t0 = performance.now();
-      let req;
-      try {
-        req = parseBandwidthRequest(requestJson(ctx, true));
-      } catch (err) {
-        throw badQuery(err);
-      }
-      try {
-        const reply = await bandwidthChart(req, sources.main, now());
-        ctx.setHeader("Server-Timing", serverTiming([["query_exec", "Chart computation time", performance.now() - t0]]));
-        return reply;
-      } catch (err) {
-        if (err instanceof ApiError) throw err;
-        throw Errors.internal(`Failed to execute query: ${(err as Error)?.message ?? String(err)}`);
-      }
-    },
+    handler: chartHandler(parseBandwidthRequest, bandwidthChart),
   });
 
   reg.register({
