@@ -176,6 +176,20 @@ describe("recorded connections on a live gateway", () => {
     assert.ok((JSON.parse(hbody) as { points: unknown[] }).points.length >= 1, "a snapshot was taken at start");
   });
 
+  it("restarts in place on core/restart, keeping its history and deciding again", async () => {
+    const before = query({ select: [{ $count: { field: "*", as: "n" } }], databases: ["history"] })[0]!.n as number;
+    assert.equal(api("POST", "core/restart")[0], 200);
+    await waitFor(() => (log.match(/ready: API on/g) ?? []).length >= 2, START_TIMEOUT_MS, "the restart");
+    // Port 0: the new API listens on a new port, named in the new ready line.
+    port = Number([...log.matchAll(/ready: API on http:\/\/127\.0\.0\.1:(\d+)/g)].pop()![1]);
+    const after = query({ select: [{ $count: { field: "*", as: "n" } }], databases: ["history"] })[0]!.n as number;
+    assert.ok(after >= before, `history kept across the restart (${before} -> ${after})`);
+    assert.equal(api("GET", "compat/self-check")[1].trim(), "self-check successful");
+    assert.equal(probe("http", t.srv4, "8080", "ok.test").error, "ECONNREFUSED", "the rules are in force again");
+    // The live view starts empty after a restart: the 8080 connection in it is the new one.
+    await waitFor(() => query({ query: { remote_port: 8080, verdict: 3 } }).length === 1, VISIBLE_MS, "the new connection recorded");
+  });
+
   it("ends what it was following when it stops, so nothing stays active forever", async () => {
     assert.ok(query({ query: { active: true } }).length >= 1);
     gw.kill("SIGTERM");
