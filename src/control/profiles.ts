@@ -56,6 +56,11 @@ export class ProfileStore {
     this.listeners.push(f);
   }
 
+  /** The ruleset in force (as last written or re-read); callers must not change it. */
+  get current(): Ruleset {
+    return this.ruleset;
+  }
+
   list(): ProfileRecord[] {
     return this.ruleset.profiles.map((p) => this.record(p));
   }

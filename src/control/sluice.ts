@@ -143,7 +143,7 @@ export class Control {
    * longest bound prefix of its address, else the default profile.
    */
   profileFor(ip: string, mac: string | null): string {
-    const ruleset = parseRuleset(readFileSync(this.rulesPath, "utf8"), this.rulesPath);
+    const ruleset = this.profiles.current;
     const macBytes = mac ? parseMAC(mac) : null;
     if (macBytes) {
       const want = bytesToHex(macBytes);
