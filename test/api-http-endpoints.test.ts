@@ -471,10 +471,18 @@ test("modules/.../trigger needs Self: the admin token gets 403", async () => {
 });
 
 test("a handler that fails unexpectedly gets 500 with the error envelope, and the failure is logged", async () => {
+  // A handler whose file access fails the way a real one would (app/profile no longer reads files).
+  t.api.deps.registry.register({
+    name: "Test: failing handler",
+    description: "Reads a file that is not there.",
+    path: "test/unexpected-failure",
+    read: 2,
+    handler: () => readFileSync(`${t.control.rulesPath}.missing`, "utf8"),
+  });
   const moved = `${t.control.rulesPath}.away`;
   renameSync(t.control.rulesPath, moved);
   try {
-    const e = assertError(await call(t, "app/profile", { token: admin }), 500, "internal_error");
+    const e = assertError(await call(t, "test/unexpected-failure", { token: admin }), 500, "internal_error");
     assert.match(e.message, /ENOENT/);
     assert.ok(t.warnings.some((w) => w.startsWith("API handler failed")), "logged");
     // updates/check reports the same problem as a step that failed, not as a failure of its own.
