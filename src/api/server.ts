@@ -122,8 +122,7 @@ export class ApiServer {
       for (const m of this.opts.mounts ?? []) {
         if (url.startsWith(m.prefix)) return m.handle(res, req, this);
       }
-      const h = readHeaders(req);
-      return this.fail(res, h, "GET", Errors.notFound(`Not found: ${url}`, { path: url }));
+      return this.fail(res, METHODS[req.getMethod()] ?? "GET", Errors.notFound(`Not found: ${url}`, { path: url }));
     }
     const method = METHODS[req.getMethod()] ?? req.getMethod().toUpperCase();
     const h = readHeaders(req, method);
@@ -131,38 +130,38 @@ export class ApiServer {
     // The peer address costs a system call (getpeername): fetched only when something needs it.
     const remoteOf = () => (aborted ? "" : remoteText(res));
     const origin = this.checkOrigin(h);
-    if (origin instanceof ApiError) return this.fail(res, h, method, origin);
+    if (origin instanceof ApiError) return this.fail(res, method, origin);
     // Errors past the origin check carry the CORS headers too, so an allowed page can read them.
     const cors = origin ? { out: { "Access-Control-Allow-Origin": origin }, cookies: [] } : undefined;
     const path = url.slice(API_PREFIX.length);
     if (path.includes("//") || /(^|\/)\.\.?(\/|$)/.test(path)) {
-      return this.fail(res, h, method, Errors.badRequest("the path is not clean (empty, . or .. segments)", { path: url }), cors);
+      return this.fail(res, method, Errors.badRequest("the path is not clean (empty, . or .. segments)", { path: url }), cors);
     }
     const found = this.opts.registry.match(path);
-    if (!found) return this.fail(res, h, method, Errors.notFound(`Not found: ${url}`, { path: url }), cors);
+    if (!found) return this.fail(res, method, Errors.notFound(`Not found: ${url}`, { path: url }), cors);
     const ep = found.ep;
     if (method === "OPTIONS") return this.preflight(res, h, ep, origin);
     const isRead = method === "GET" || method === "HEAD";
-    if (!ep.allowed.includes(method)) return this.fail(res, h, method, Errors.methodNotAllowed(method, ep.allowed), cors);
+    if (!ep.allowed.includes(method)) return this.fail(res, method, Errors.methodNotAllowed(method, ep.allowed), cors);
     const required = isRead ? ep.read : ep.write;
     const now = Date.now();
     const a = this.opts.auth.authenticate(h, remoteOf, now);
-    if (a.retryAfter > 0) return this.fail(res, h, method, Errors.rateLimited(a.retryAfter), cors);
+    if (a.retryAfter > 0) return this.fail(res, method, Errors.rateLimited(a.retryAfter), cors);
     const open = required === PERMIT_ANYONE || required === PERMIT_DYNAMIC;
     if (!open) {
       const have = isRead ? a.token.read : a.token.write;
       if (have < required) {
         const scheme = "Bearer";
-        if (a.failure !== null) return this.fail(res, h, method, Errors.unauthorized(`Authorization failed: ${a.failure}.`, scheme), cors);
-        if (a.token === ANONYMOUS) return this.fail(res, h, method, Errors.unauthorized("Authorization required.", scheme), cors);
-        return this.fail(res, h, method, Errors.forbidden(`Insufficient permissions: this needs ${isRead ? "read" : "write"} level ${required}, the credentials carry ${have}.`), cors);
+        if (a.failure !== null) return this.fail(res, method, Errors.unauthorized(`Authorization failed: ${a.failure}.`, scheme), cors);
+        if (a.token === ANONYMOUS) return this.fail(res, method, Errors.unauthorized("Authorization required.", scheme), cors);
+        return this.fail(res, method, Errors.forbidden(`Insufficient permissions: this needs ${isRead ? "read" : "write"} level ${required}, the credentials carry ${have}.`), cors);
       }
       if (!isRead && a.sessionKey !== null && h.csrf !== a.csrf) {
-        return this.fail(res, h, method, Errors.forbidden("a cookie-authenticated write must carry the session's X-CSRF-Token header", { csrf: "missing or wrong" }), cors);
+        return this.fail(res, method, Errors.forbidden("a cookie-authenticated write must carry the session's X-CSRF-Token header", { csrf: "missing or wrong" }), cors);
       }
     }
     // Before the handler runs: a write must not take effect and then be reported as refused.
-    if (ep.mimeType === "application/json" && !acceptsJson(h.accept)) return this.fail(res, h, method, Errors.notAcceptable(h.accept), cors);
+    if (ep.mimeType === "application/json" && !acceptsJson(h.accept)) return this.fail(res, method, Errors.notAcceptable(h.accept), cors);
     const ctx = new Ctx(method, path, found.vars, req.getQuery() ?? "", h, remoteOf, a.token);
     ctx.sessionId = a.sessionKey;
     if (origin) ctx.setHeader("Access-Control-Allow-Origin", origin);
@@ -173,7 +172,7 @@ export class ApiServer {
       try {
         r = ep.handler(ctx);
       } catch (err) {
-        return this.fail(res, h, method, toApiError(err, this.opts.log), ctx);
+        return this.fail(res, method, toApiError(err, this.opts.log), ctx);
       }
       if (!(r instanceof Promise)) return this.reply(res, ctx, ep, r);
       let settled = false;
@@ -191,7 +190,7 @@ export class ApiServer {
         (err: unknown) => {
           if (settled) return;
           settled = true;
-          res.cork(() => this.fail(res, h, method, toApiError(err, this.opts.log), ctx));
+          res.cork(() => this.fail(res, method, toApiError(err, this.opts.log), ctx));
         },
       );
       return;
@@ -210,13 +209,13 @@ export class ApiServer {
     const failLate = (err: unknown) => {
       if (done) return;
       done = true;
-      res.cork(() => this.fail(res, h, method, toApiError(err, this.opts.log), ctx));
+      res.cork(() => this.fail(res, method, toApiError(err, this.opts.log), ctx));
     };
     const cap = Math.min(ep.maxBody ?? Infinity, this.opts.maxBody());
     const declared = h.contentLength === "" ? -1 : Number(h.contentLength);
     if (declared > cap) {
       done = true;
-      return this.fail(res, h, method, Errors.tooLarge(cap), ctx, true);
+      return this.fail(res, method, Errors.tooLarge(cap), ctx, true);
     }
     const chunks: Buffer[] = [];
     let size = 0;
@@ -225,7 +224,7 @@ export class ApiServer {
       size += chunk.byteLength;
       if (size > cap) {
         done = true;
-        res.cork(() => this.fail(res, h, method, Errors.tooLarge(cap), ctx, true));
+        res.cork(() => this.fail(res, method, Errors.tooLarge(cap), ctx, true));
         return;
       }
       // uWS neuters the chunk after this callback: copy it.
@@ -264,7 +263,7 @@ export class ApiServer {
 
   private preflight(res: HttpResponse, h: Headers, ep: Endpoint, origin: string | null): void {
     if (h.acrm === "" || origin === null) {
-      return this.fail(res, h, "OPTIONS", Errors.methodNotAllowed("OPTIONS", ep.allowed));
+      return this.fail(res, "OPTIONS", Errors.methodNotAllowed("OPTIONS", ep.allowed));
     }
     res.writeStatus(STATUS[204]!);
     this.common(res);
@@ -295,7 +294,7 @@ export class ApiServer {
       payload = body.endsWith("\n") ? body : body + "\n";
       type ??= "text/plain; charset=utf-8";
     } else {
-      if (!acceptsJson(ctx.headers.accept)) return this.fail(res, ctx.headers, ctx.method, Errors.notAcceptable(ctx.headers.accept), ctx);
+      if (!acceptsJson(ctx.headers.accept)) return this.fail(res, ctx.method, Errors.notAcceptable(ctx.headers.accept), ctx);
       payload = JSON.stringify(body);
       type ??= JSON_TYPE;
     }
@@ -336,7 +335,7 @@ export class ApiServer {
   }
 
   /** Renders an error. `close` drops the connection (an unread body follows). */
-  fail(res: HttpResponse, h: Headers, method: string, err: ApiError, ctx?: Pick<Ctx, "out" | "cookies">, close = false): void {
+  fail(res: HttpResponse, method: string, err: ApiError, ctx?: Pick<Ctx, "out" | "cookies">, close = false): void {
     if (err.status >= 500) this.counters.errors5xx++;
     else this.counters.errors4xx++;
     res.writeStatus(STATUS[err.status] ?? `${err.status} Error`);
@@ -352,7 +351,6 @@ export class ApiServer {
     // HEAD is a read: no request body is ever left unread, so `close` does not apply.
     if (method === "HEAD") endHead(res, Buffer.byteLength(body));
     else res.end(body, close);
-    void h;
   }
 
   private mountSockets(handler: SocketHandler<unknown>): void {
@@ -365,14 +363,14 @@ export class ApiServer {
         const h = readHeaders(req);
         const remote = remoteText(res);
         const origin = this.checkOrigin(h);
-        if (origin instanceof ApiError) return this.fail(res, h, "GET", origin);
+        if (origin instanceof ApiError) return this.fail(res, "GET", origin);
         const a = this.opts.auth.authenticate(h, () => remote, Date.now());
-        if (a.retryAfter > 0) return this.fail(res, h, "GET", Errors.rateLimited(a.retryAfter));
+        if (a.retryAfter > 0) return this.fail(res, "GET", Errors.rateLimited(a.retryAfter));
         // The database API needs Admin (as in Portmaster): records carry every setting.
         if (a.token.read < PERMIT_ADMIN) {
-          if (a.failure !== null) return this.fail(res, h, "GET", Errors.unauthorized(`Authorization failed: ${a.failure}.`, "Bearer"));
-          if (a.token === ANONYMOUS) return this.fail(res, h, "GET", Errors.unauthorized("Authorization required.", "Bearer"));
-          return this.fail(res, h, "GET", Errors.forbidden("Insufficient permissions: the database API needs Admin."));
+          if (a.failure !== null) return this.fail(res, "GET", Errors.unauthorized(`Authorization failed: ${a.failure}.`, "Bearer"));
+          if (a.token === ANONYMOUS) return this.fail(res, "GET", Errors.unauthorized("Authorization required.", "Bearer"));
+          return this.fail(res, "GET", Errors.forbidden("Insufficient permissions: the database API needs Admin."));
         }
         res.upgrade(
           handler.create(a.token, remote),
