@@ -251,6 +251,15 @@ describe("live connection tracker", () => {
     assert.equal(r.matched_by, "domain");
   });
 
+  it("marks a connection's first record as first and its later changes as not", () => {
+    const t = new ConnectionTracker(() => "default");
+    const changes: Change[] = [];
+    t.onChange((c) => changes.push(c));
+    t.onFlow(ev({}));
+    t.onFlow(ev({ type: L.EVT_UPDATE, verdict: E.VERDICT_BLOCK }));
+    assert.deepEqual(changes.map((c) => [c.first, c.removed]), [[true, false], [false, false]]);
+  });
+
   it("takes a fast-tracked connection's end and totals from the kernel, matched by its tuple", () => {
     const t = new ConnectionTracker(() => "default");
     t.onFlow(ev({ inbound: true, src: "203.0.113.5", dst: "192.168.1.20", sport: 50000, dport: 22, name: null }));

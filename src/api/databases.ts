@@ -148,18 +148,7 @@ export function registerDatabases(d: Deps): () => void {
     },
     scan: (prefix) => (c.recorder ? sorted([...c.recorder.tracker.values()].map(connRec), prefix) : []),
   };
-  const announced = new Set<string>();
-  c.connectionWatchers.push(({ rec, removed }) => {
-    // First sight of a connection is `new`, later changes `upd`, leaving the live view `del`.
-    const r = connRec(rec);
-    if (removed) {
-      announced.delete(rec.id);
-      return hub.publish("network", r.key, null);
-    }
-    const first = !announced.has(rec.id);
-    if (first) announced.add(rec.id);
-    hub.publish("network", r.key, { ...r, created: first ? r.modified : r.created });
-  });
+  c.connectionWatchers.push(({ rec, first, removed }) => hub.publish("network", `conn/${rec.id}`, removed ? null : connRec(rec), first));
   const notifRec = (id: string): DbRecord | null => {
     const n = c.notifications.get(id);
     return n ? { key: `all/${id}`, value: n, created: n.Created, modified: n.Modified, expires: n.Expires } : null;

@@ -26,7 +26,8 @@ export interface KernelEnd {
   stop?: number;
 }
 
-export type Change = { rec: ConnRecord; removed: boolean };
+/** `first`: the connection's first record; `removed`: it left the live view. */
+export type Change = { rec: ConnRecord; first: boolean; removed: boolean };
 
 export class ConnectionTracker {
   /** Keyed by `<worker>-<id>`. */
@@ -97,7 +98,7 @@ export class ConnectionTracker {
       if (rec.ended !== null && now - rec.ended > KEEP_ENDED_MS) {
         this.live.delete(key);
         this.byTuple.delete(tupleOf(rec));
-        for (const f of this.listeners) f({ rec, removed: true });
+        for (const f of this.listeners) f({ rec, first: false, removed: true });
         n++;
       }
     }
@@ -156,7 +157,7 @@ export class ConnectionTracker {
     this.live.set(key, rec);
     this.byTuple.set(tupleKey(e.proto, e.src, e.sport, e.dst, e.dport), key);
     this.counters.started++;
-    this.emit(rec);
+    this.emit(rec, true);
   }
 
   private decide(rec: ConnRecord, e: FlowEvent): void {
@@ -199,8 +200,8 @@ export class ConnectionTracker {
     this.emit(rec);
   }
 
-  private emit(rec: ConnRecord): void {
-    for (const f of this.listeners) f({ rec, removed: false });
+  private emit(rec: ConnRecord, first = false): void {
+    for (const f of this.listeners) f({ rec, first, removed: false });
   }
 }
 

@@ -72,8 +72,12 @@ export class DatabaseHub implements SocketHandler<SocketState> {
     return this.sockets.size;
   }
 
-  /** A store changed a record (null: deleted): tell every matching subscription. */
-  publish(db: string, key: string, rec: DbRecord | null): void {
+  /**
+   * A store changed a record (null: deleted): tell every matching subscription. `fresh` says
+   * whether it is new (`new`) or changed (`upd`) when the store knows; otherwise a record whose
+   * Created equals its Modified counts as new, as in Portmaster.
+   */
+  publish(db: string, key: string, rec: DbRecord | null, fresh?: boolean): void {
     if (this.sockets.size === 0) return;
     let json: string | null = null;
     for (const s of this.sockets) {
@@ -86,7 +90,7 @@ export class DatabaseHub implements SocketHandler<SocketState> {
         }
         if (!sub.query.matches(rec.value)) continue;
         json ??= P.recordJson(rec.value, meta(db, rec));
-        this.send(s, rec.created === rec.modified ? P.newReply(op, full, json) : P.upd(op, full, json));
+        this.send(s, (fresh ?? rec.created === rec.modified) ? P.newReply(op, full, json) : P.upd(op, full, json));
         this.counters.updatesSent++;
       }
     }
