@@ -21,6 +21,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import { digest } from "../../src/api/auth/secret.js";
 import { roleLevel, roleName, type Role } from "../../src/api/permissions.js";
 import { ProfileBody } from "../../src/api/endpoints/settings.js";
+import { SECURITY_HEADERS as SLUICE_HEADERS, CSP } from "../../src/api/server.js";
 
 const dir = process.argv[2];
 if (!dir) {
@@ -42,15 +43,8 @@ for (const t of JSON.parse(process.env.BENCH_TOKENS ?? "[]") as { secret: string
   byHash.set(digest(t.secret), { name: t.name, read: level, write: level, expires: null, lastUsed: null });
 }
 
-const SECURITY_HEADERS: Record<string, string> = {
-  "Referrer-Policy": "same-origin",
-  "X-Content-Type-Options": "nosniff",
-  "X-Frame-Options": "deny",
-  "X-XSS-Protection": "1; mode=block",
-  "X-DNS-Prefetch-Control": "off",
-  "Cache-Control": "no-store",
-  "Content-Security-Policy": "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:",
-};
+/** sluice's own headers, so both servers send the same bytes. */
+const SECURITY_HEADERS: Record<string, string> = Object.fromEntries([...SLUICE_HEADERS, ["Content-Security-Policy", CSP]]);
 const JSON_TYPE = "application/json; charset=utf-8";
 
 function fail(reply: FastifyReply, status: number, key: string, message: string): FastifyReply {

@@ -5,17 +5,9 @@
 // Prints {"ready":true,"port":N,"pid":N}; exits on SIGTERM/SIGINT or when stdin closes.
 
 import { uws } from "../../src/api/uws.js";
+import { SECURITY_HEADERS, CSP } from "../../src/api/server.js";
 
-const HEADERS: [string, string][] = [
-  ["Referrer-Policy", "same-origin"],
-  ["X-Content-Type-Options", "nosniff"],
-  ["X-Frame-Options", "deny"],
-  ["X-XSS-Protection", "1; mode=block"],
-  ["X-DNS-Prefetch-Control", "off"],
-  ["Cache-Control", "no-store"],
-  ["Content-Security-Policy", "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:"],
-  ["Content-Type", "text/plain; charset=utf-8"],
-];
+const HEADERS: [string, string][] = [...SECURITY_HEADERS, ["Content-Security-Policy", CSP], ["Content-Type", "text/plain; charset=utf-8"]];
 
 const { uws: u, info } = uws();
 const app = u.App();

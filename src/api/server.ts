@@ -25,7 +25,7 @@ const STATUS: Record<number, string> = {
 };
 
 /** Portmaster's security headers; the CSP is left out in dev mode (as Portmaster does). */
-const SECURITY_HEADERS: [string, string][] = [
+export const SECURITY_HEADERS: [string, string][] = [
   ["Referrer-Policy", "same-origin"],
   ["X-Content-Type-Options", "nosniff"],
   ["X-Frame-Options", "deny"],
@@ -33,7 +33,7 @@ const SECURITY_HEADERS: [string, string][] = [
   ["X-DNS-Prefetch-Control", "off"],
   ["Cache-Control", "no-store"],
 ];
-const CSP = "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:";
+export const CSP = "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:";
 /** Replies larger than this are streamed with tryEnd/onWritable instead of one copy. */
 const STREAM_THRESHOLD = 256 * 1024;
 const JSON_TYPE = "application/json; charset=utf-8";

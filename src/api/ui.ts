@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import type { HttpRequest, HttpResponse } from "uWebSockets.js";
-import type { Mount } from "./server.js";
+import { CSP, type Mount } from "./server.js";
 
 const UI_DIR = fileURLToPath(new URL("../../../ui/", import.meta.url));
 const TYPES: Record<string, string> = {
@@ -19,7 +19,6 @@ const TYPES: Record<string, string> = {
   json: "application/json; charset=utf-8",
 };
 const NAME_RE = /^\/(?:([a-z0-9][a-z0-9_-]*\.(html|js|css|svg|png|ico|json)))?$/;
-const CSP = "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:";
 
 export class UiMount implements Mount {
   readonly prefix = "/";
