@@ -196,16 +196,19 @@ export function registerSystem(d: Deps): void {
     handler: profile("allocs"),
   });
 
+  /** Stops (or restarts) once the reply is out. */
+  const stopLater = (why: "restart" | "shutdown"): string => {
+    setTimeout(() => c.requestStop(why), ACT_DELAY_MS);
+    return `${why} initiated`;
+  };
+
   r.register({
     name: "Restart sluice",
     description: "Stops the packet path and the API and starts them again with the current configuration (options marked RequiresRestart take effect).",
     path: "core/restart",
     mimeType: "text/plain",
     write: PERMIT_ADMIN,
-    handler: () => {
-      setTimeout(() => c.requestStop("restart"), ACT_DELAY_MS);
-      return "restart initiated";
-    },
+    handler: () => stopLater("restart"),
   });
   r.register({
     name: "Shut Down sluice",
@@ -213,16 +216,13 @@ export function registerSystem(d: Deps): void {
     path: "core/shutdown",
     mimeType: "text/plain",
     write: PERMIT_SELF,
-    handler: () => {
-      setTimeout(() => c.requestStop("shutdown"), ACT_DELAY_MS);
-      return "shutdown initiated";
-    },
+    handler: () => stopLater("shutdown"),
   });
 
   const events: Record<string, Record<string, () => Promise<string> | string>> = {
     core: {
-      restart: () => (setTimeout(() => c.requestStop("restart"), ACT_DELAY_MS), "restart initiated"),
-      shutdown: () => (setTimeout(() => c.requestStop("shutdown"), ACT_DELAY_MS), "shutdown initiated"),
+      restart: () => stopLater("restart"),
+      shutdown: () => stopLater("shutdown"),
     },
     filter: {
       reload: async () => `rules reloaded: ${(await c.reloadRulesFile()).rules} rules`,
