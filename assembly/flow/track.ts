@@ -20,7 +20,7 @@ import {
   REC_TCPFLAGS, REC_VERDICT, REC_MATCHBY, REC_PROFILE, REC_RULE, REC_LINE, REC_NAME, REC_NAMELEN, REC_MAC, REC_IPLEN,
 } from "../shared/layout";
 import {
-  PF_HAS_PORTS, PF_HAS_NAME, PF_HAS_MAC, PF_INBOUND, PF_PROVISIONAL, IPP_TCP, IPP_UDP, IPP_ICMP, IPP_ICMPV6,
+  PF_HAS_PORTS, PF_HAS_NAME, PF_HAS_MAC, PF_INBOUND, PF_PROVISIONAL, PF_IPDOM_MISS, IPP_TCP, IPP_UDP, IPP_ICMP, IPP_ICMPV6,
 } from "../shared/events";
 import { ipdomLookup } from "../match/ipdom";
 
@@ -243,7 +243,7 @@ export function flowTrack(ft: i32, rec: i32, ipd: i32, now: i32, flags: i32, len
   if (proto == IPP_TCP && (ld8(rec + REC_TCPFLAGS) & TCP_SYN) != 0) st8(e + FL_TCP, TS_SYN);
   copyDecision(e, rec);
   // A flow that names nothing itself still gets the name DNS gave its remote address.
-  if ((ldh32(rec + REC_FLAGS) & PF_HAS_NAME) == 0 && ipd != 0) {
+  if ((ldh32(rec + REC_FLAGS) & (PF_HAS_NAME | PF_IPDOM_MISS)) == 0 && ipd != 0) {
     ipdomLookup(ipd, ver, (pf & PF_INBOUND) != 0 ? src : dst, now, rec);
   }
   if ((ldh32(rec + REC_FLAGS) & PF_HAS_NAME) != 0) st8(e + FL_NAMED, 1);

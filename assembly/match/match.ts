@@ -16,7 +16,7 @@ import {
 } from "../shared/layout";
 import {
   PF_HAS_PORTS, PF_HAS_NAME, PF_HAS_MAC, PF_INBOUND, NO_RULE, MB_DEFAULT, MB_IP, MB_DOMAIN, MB_IPDOM,
-  NS_IPDOM, RK_DOMAIN, APP_DNS, IPP_TCP, IPP_ICMP, IPP_ICMPV6, PF_PROVISIONAL, VERDICT_ACCEPT, VERDICT_BLOCK, VERDICT_DROP,
+  NS_IPDOM, PF_IPDOM_MISS, RK_DOMAIN, APP_DNS, IPP_TCP, IPP_ICMP, IPP_ICMPV6, PF_PROVISIONAL, VERDICT_ACCEPT, VERDICT_BLOCK, VERDICT_DROP,
 } from "../shared/events";
 import { lookup4, lookup6 } from "./interval";
 import { hashSeed, hashStep, hashFinish, filterBit } from "./hash";
@@ -153,7 +153,10 @@ export function matchPacket(img: i32, rec: i32, ipd: i32, now: i32): i32 {
   let provisional = false;
   if (ldh32(pe + PROF_NDOMAIN) != 0) {
     let hasName = (flags & PF_HAS_NAME) != 0;
-    if (!hasName && ipd != 0 && (ver == 4 || ver == 6)) hasName = ipdomLookup(ipd, ver, remote, now, rec) != 0;
+    if (!hasName && ipd != 0 && (ver == 4 || ver == 6)) {
+      hasName = ipdomLookup(ipd, ver, remote, now, rec) != 0;
+      if (!hasName) sth32(rec + REC_FLAGS, ldh32(rec + REC_FLAGS) | PF_IPDOM_MISS);
+    }
     if (hasName) best = matchDomain(img, prof, rec + REC_NAME, ldh16(rec + REC_NAMELEN), proto, port, best);
     // A TCP packet without payload names nothing yet: unless a rule before every domain rule
     // already decided, the connection waits for its first payload (SNI, Host).

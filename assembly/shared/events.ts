@@ -43,6 +43,9 @@ export const PF_L4_HDR = 0x1000; // the transport's fixed header was read (TCP 2
 // decide the connection once its first payload (TLS SNI, HTTP Host) arrives; and accepted DNS,
 // whose answers must reach the IP -> domain table.
 export const PF_PROVISIONAL = 0x2000;
+// The matcher asked the IP -> domain table for this packet's remote address and found nothing:
+// connection tracking need not ask again for the same packet.
+export const PF_IPDOM_MISS = 0x4000;
 
 // ## Application protocols (REC_APP)
 export const APP_NONE = 0;
