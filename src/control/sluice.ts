@@ -18,6 +18,7 @@ import type { StatsHistory, StatsSnapshot } from "./stats.js";
 import type { HistoryStore } from "../store/history.js";
 import type { RowSource } from "../netquery/exec.js";
 import type { ConnRecord } from "../flow/types.js";
+import type { DnsControlApi } from "../dns/types.js";
 
 export const VERSION = "0.1.0";
 const LOG_KEEP = 50;
@@ -40,6 +41,8 @@ export class Control {
   stats: StatsHistory | null = null;
   /** Connection history in LMDB. */
   history: HistoryStore | null = null;
+  /** The DNS resolver, its filter and query log (null until started, or when disabled). */
+  dns: DnsControlApi | null = null;
   state: "starting" | "ready" | "stopping" = "starting";
   private stopRequested: ((why: Stop) => void) | null = null;
   readonly stopped: Promise<Stop>;
