@@ -124,6 +124,25 @@ export class Engine {
     return this.core.ipdomPut(this.ipdom, a.version, this.scratchRec, this.scratchName, bytes.length, now + ttl, now) === 1;
   }
 
+  /**
+   * learnDomain for the resolver: the address as raw bytes (4 or 16 at `off`) straight out of a
+   * DNS answer and a name already lower-case ASCII, so nothing is parsed or allocated per answer.
+   * Returns false for a name the table cannot hold.
+   */
+  learnAddress(version: 4 | 6, addr: Uint8Array, off: number, name: string, ttl: number, now = nowSeconds()): boolean {
+    const n = name.length;
+    if (n === 0 || n > L.NAME_MAX - 1) return false;
+    const u8 = this.arena.u8();
+    const alen = version === 4 ? 4 : 16;
+    for (let i = 0; i < alen; i++) u8[this.scratchRec + i] = addr[off + i]!;
+    for (let i = 0; i < n; i++) {
+      const c = name.charCodeAt(i);
+      if (c > 127) return false;
+      u8[this.scratchName + i] = c;
+    }
+    return this.core.ipdomPut(this.ipdom, version, this.scratchRec, this.scratchName, n, now + ttl, now) === 1;
+  }
+
   private place(packet: Uint8Array): void {
     if (packet.length > SCRATCH_PACKET) throw new SluiceError("PACKET_TOO_LARGE", `packet of ${packet.length} bytes exceeds ${SCRATCH_PACKET}`);
     this.arena.u8().set(packet, this.scratchPkt);
