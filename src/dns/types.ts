@@ -375,4 +375,31 @@ export interface DnsControlApi {
   flushCache(): number;
   /** False while the resolver is not serving (no socket bound). */
   readonly running: boolean;
+  /** Upstream resolvers and their health (Portmaster's dns/resolvers). */
+  resolvers?(): ResolverStatus[];
+  /** The cached reply for a name and type, or null. */
+  cached?(name: string, qtype: number): CachedAnswer | null;
+}
+
+export interface ResolverStatus {
+  spec: string;
+  type: "dns" | "tcp" | "dot" | "doh";
+  ip: string | null;
+  host: string | null;
+  port: number;
+  path: string | null;
+  failing: boolean;
+  queries: number;
+  failures: number;
+  lastError: string | null;
+  avgRttMs: number;
+}
+
+export interface CachedAnswer {
+  /** The reply as stored (ID 0, no OPT), TTLs as received. */
+  reply: Uint8Array;
+  /** ms since the epoch. */
+  storedAt: number;
+  expiresAt: number;
+  upstream: string | null;
 }
