@@ -23,6 +23,7 @@ import { registerIntegration } from "./endpoints/integration.js";
 import { registerStats } from "./endpoints/stats.js";
 import { registerNetquery } from "../netquery/api.js";
 import { UiMount } from "./ui.js";
+import { PiholeMount } from "./pihole/mount.js";
 import { uws } from "./uws.js";
 import type { Deps } from "./deps.js";
 
@@ -102,7 +103,8 @@ export async function startApi(control: Control, log: Logger, opts: { host?: str
     maxBody: () => cfg().maxBodyKB * 1024,
     log,
     sockets: hub as never,
-    mounts: [health, ui],
+    // The Pi-hole routes (/api/...) before the dashboard, whose "/" prefix matches every path.
+    mounts: [health, new PiholeMount({ control, auth, devMode, maxBody: () => cfg().maxBodyKB * 1024, log }), ui],
   });
   const port = await server.listen();
   const s = server;

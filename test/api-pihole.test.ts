@@ -1,0 +1,944 @@
+// The Pi-hole v6 compatible routes under /api/: the reply envelope (took, error with hint),
+// routing (404, OPTIONS, 405), login sessions (sid from body, header, cookie with CSRF, query;
+// seats; logout; revocation; read-only credentials; the rate limit), blocking, domains, lists,
+// gravity's streamed text, the stats and query log, info and endpoints — and that Portmaster's
+// /api/v1 routes and the database WebSocket path answer as before.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { call, startTestApi, type CallOptions, type Res, type TestApi } from "./helpers/api.js";
+import {
+  DnsInputError,
+  ListStatus,
+  type BlockingState,
+  type DnsControlApi,
+  type DnsFilterApi,
+  type DomainKind,
+  type DomainRow,
+  type DomainType,
+  type EntryFields,
+  type FilterCounts,
+  type ListRow,
+  type ListType,
+  type Processed,
+  type QueriesResult,
+  type QueryFilter,
+  type QueryLogApi,
+  type SummaryStats,
+  type UpdateReport,
+} from "../src/dns/types.js";
+
+const READONLY_KEY = "readonlykey000000000";
+const USER_WRITE_KEY = "userwritekey00000000";
+
+// ---------------------------------------------------------------------------------------------
+// Small stand-ins for the filter, query log and DNS service: only the contracts the routes use.
+
+class TestFilter implements DnsFilterApi {
+  domains: DomainRow[] = [];
+  lists: ListRow[] = [];
+  private nextId = 1;
+  updateError: Error | null = null;
+  updates = 0;
+
+  listDomains(q: { type?: DomainType; kind?: DomainKind; domain?: string }): DomainRow[] {
+    return this.domains.filter((d) => (!q.type || d.type === q.type) && (!q.kind || d.kind === q.kind) && (q.domain === undefined || d.domain === q.domain));
+  }
+
+  private regexProblem(kind: DomainKind, item: string): string | null {
+    if (kind !== "regex") return null;
+    try {
+      new RegExp(item);
+      return null;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  private row(type: DomainType, kind: DomainKind, domain: string, f: EntryFields): DomainRow {
+    return { id: this.nextId++, domain, unicode: domain, type, kind, comment: f.comment ?? null, groups: f.groups ?? [0], enabled: f.enabled ?? true, date_added: 1, date_modified: 1 };
+  }
+
+  addDomains(type: DomainType, kind: DomainKind, items: string[], fields: EntryFields): { rows: DomainRow[]; processed: Processed } {
+    const processed: Processed = { success: [], errors: [] };
+    const rows: DomainRow[] = [];
+    for (const item of items) {
+      const bad = this.regexProblem(kind, item);
+      if (bad) processed.errors.push({ item, error: `Invalid regex: ${bad}` });
+      else if (this.domains.some((d) => d.domain === item && d.type === type && d.kind === kind)) processed.errors.push({ item, error: "already on this list" });
+      else {
+        const r = this.row(type, kind, item, fields);
+        this.domains.push(r);
+        rows.push(r);
+        processed.success.push({ item });
+      }
+    }
+    return { rows, processed };
+  }
+
+  putDomain(type: DomainType, kind: DomainKind, domain: string, fields: EntryFields & { type?: DomainType; kind?: DomainKind }): DomainRow {
+    const bad = this.regexProblem(fields.kind ?? kind, domain);
+    if (bad) throw new DnsInputError("regex_error", "Invalid regex", bad);
+    this.deleteDomain(type, kind, domain);
+    const r = this.row(fields.type ?? type, fields.kind ?? kind, domain, fields);
+    this.domains.push(r);
+    return r;
+  }
+
+  deleteDomain(type: DomainType, kind: DomainKind, domain: string): boolean {
+    const n = this.domains.length;
+    this.domains = this.domains.filter((d) => !(d.type === type && d.kind === kind && d.domain === domain));
+    return this.domains.length < n;
+  }
+
+  batchDeleteDomains(items: { item: string; type: DomainType; kind: DomainKind }[]): number {
+    let n = 0;
+    for (const i of items) if (this.deleteDomain(i.type, i.kind, i.item)) n++;
+    return n;
+  }
+
+  listLists(q: { type?: ListType; address?: string }): ListRow[] {
+    return this.lists.filter((l) => (!q.type || l.type === q.type) && (q.address === undefined || l.address === q.address));
+  }
+
+  private listRow(type: ListType, address: string, f: EntryFields): ListRow {
+    return { id: this.nextId++, address, comment: f.comment ?? null, groups: f.groups ?? [0], enabled: f.enabled ?? true, type, date_added: 1, date_modified: 1, date_updated: 0, number: 0, invalid_domains: 0, abp_entries: 0, status: ListStatus.NEVER };
+  }
+
+  addLists(type: ListType, addresses: string[], fields: EntryFields): { rows: ListRow[]; processed: Processed } {
+    const processed: Processed = { success: [], errors: [] };
+    const rows: ListRow[] = [];
+    for (const a of addresses) {
+      if (!/^https?:\/\//.test(a)) processed.errors.push({ item: a, error: "not an http(s) URL" });
+      else if (this.lists.some((l) => l.address === a && l.type === type)) processed.errors.push({ item: a, error: "already subscribed" });
+      else {
+        const r = this.listRow(type, a, fields);
+        this.lists.push(r);
+        rows.push(r);
+        processed.success.push({ item: a });
+      }
+    }
+    return { rows, processed };
+  }
+
+  putList(type: ListType, address: string, fields: EntryFields): ListRow {
+    this.deleteList(type, address);
+    const r = this.listRow(type, address, fields);
+    this.lists.push(r);
+    return r;
+  }
+
+  deleteList(type: ListType, address: string): boolean {
+    const n = this.lists.length;
+    this.lists = this.lists.filter((l) => !(l.type === type && l.address === address));
+    return this.lists.length < n;
+  }
+
+  batchDeleteLists(items: { item: string; type: ListType }[]): number {
+    let n = 0;
+    for (const i of items) if (this.deleteList(i.type, i.item)) n++;
+    return n;
+  }
+
+  async update(progress?: (line: string) => void): Promise<UpdateReport> {
+    this.updates++;
+    progress?.("[i] Downloading https://lists.example/a.txt");
+    await new Promise((r) => setTimeout(r, 30));
+    progress?.("[i] Building the domain set");
+    if (this.updateError) throw this.updateError;
+    return {
+      lists: [
+        { id: 1, address: "https://lists.example/a.txt", status: ListStatus.DOWNLOADED, number: 120, invalid_domains: 0, abp_entries: 0, error: null },
+        { id: 2, address: "https://lists.example/b.txt", status: ListStatus.UNAVAILABLE, number: 0, invalid_domains: 0, abp_entries: 0, error: "timed out" },
+      ],
+      domains: 120,
+      buildMs: 4,
+    };
+  }
+
+  counts(): FilterCounts {
+    return { gravity: 120, lastUpdate: 1_700_000_000, allowExact: 0, denyExact: 0, allowRegex: 0, denyRegex: 0, lists: this.lists.length };
+  }
+}
+
+const NEWEST_ID = 100;
+
+class TestLog implements QueryLogApi {
+  lastFilter: QueryFilter | null = null;
+  lastTop: [boolean, number] | null = null;
+  lastN: number | null = null;
+
+  summary(): SummaryStats {
+    return {
+      queries: { total: 10, blocked: 3, percent_blocked: 30, unique_domains: 4, forwarded: 5, cached: 2, frequency: 0.1, types: { A: 7, AAAA: 3, OTHER: 0 }, status: { GRAVITY: 3, FORWARDED: 5, CACHE: 2 }, replies: { IP: 7, NODATA: 3 } },
+      clients: { active: 2, total: 3 },
+    };
+  }
+  topDomains(blocked: boolean, count: number) {
+    this.lastTop = [blocked, count];
+    return { domains: [{ domain: blocked ? "ads.example" : "example.com", count: 5 }].slice(0, count), total_queries: 10, blocked_queries: 3 };
+  }
+  topClients(blocked: boolean, count: number) {
+    this.lastTop = [blocked, count];
+    return { clients: [{ name: "laptop", ip: "192.168.1.20", count: 6 }].slice(0, count), total_queries: 10, blocked_queries: 3 };
+  }
+  history() {
+    return [{ timestamp: 1_700_000_000, total: 10, cached: 2, blocked: 3, forwarded: 5 }];
+  }
+  historyClients(n: number) {
+    this.lastN = n;
+    return { clients: { "192.168.1.20": { name: "laptop", total: 6 } }, history: [{ timestamp: 1_700_000_000, data: { "192.168.1.20": 6, others: 4 } }] };
+  }
+  queries(f: QueryFilter): QueriesResult {
+    this.lastFilter = f;
+    if (f.cursor !== undefined && f.cursor > NEWEST_ID) throw new DnsInputError("bad_request", "Requested cursor is invalid", `the newest id is ${NEWEST_ID}`);
+    return {
+      queries: [
+        { id: 7, time: 1_700_000_000.5, type: "A", domain: "example.com", cname: null, status: "FORWARDED", client: { ip: "192.168.1.20", name: "laptop" }, dnssec: "UNKNOWN", reply: { type: "IP", time: 3.2 }, list_id: null, upstream: "9.9.9.9#53", ede: { code: -1, text: null } },
+      ],
+      cursor: NEWEST_ID,
+      recordsTotal: 10,
+      recordsFiltered: 1,
+    };
+  }
+  upstreams() {
+    return { upstreams: [{ ip: "9.9.9.9", name: "dns9.quad9.net", port: 53, count: 5, statistics: { response: 0.02, variance: 0.001 } }], forwarded_queries: 5, total_queries: 10 };
+  }
+  recentBlocked(count: number): string[] {
+    return ["ads.example", "tracker.example"].slice(0, count);
+  }
+  async clear(): Promise<void> {}
+}
+
+class TestDns implements DnsControlApi {
+  readonly filter = new TestFilter();
+  readonly log = new TestLog();
+  running = true;
+  flushes = 0;
+  private state: BlockingState = { blocking: "enabled", timer: null };
+  readonly perClient = new Map<string, BlockingState>();
+
+  blocking(client?: string): BlockingState {
+    return (client && this.perClient.get(client)) || this.state;
+  }
+  setBlocking(enabled: boolean, timerS: number | null, client?: string): BlockingState {
+    const s: BlockingState = { blocking: enabled ? "enabled" : "disabled", timer: timerS !== null && timerS > 0 ? timerS : null };
+    if (client) this.perClient.set(client, s);
+    else this.state = s;
+    return s;
+  }
+  flushCache(): number {
+    this.flushes++;
+    return 3;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+let t: TestApi;
+let dns: TestDns;
+let admin: string;
+
+before(async () => {
+  t = await startTestApi({
+    authFailLimit: 1_000_000,
+    maxBodyKB: 4,
+    keys: [`${READONLY_KEY}?read=user&write=anyone`, `${USER_WRITE_KEY}?read=user&write=user`],
+  });
+  dns = new TestDns();
+  t.control.dns = dns;
+  admin = await login(t, t.adminToken);
+});
+after(() => t?.close());
+
+/** Asserts `took` and returns the reply; `took` is in every JSON reply. */
+function tookOk(r: Res): Res {
+  assert.match(r.headers.get("content-type") ?? "", /^application\/json/, r.text);
+  assert.equal(typeof r.json.took, "number", `took in ${r.text}`);
+  assert.ok(r.json.took >= 0 && r.json.took < 10);
+  return r;
+}
+
+/** Asserts Pi-hole's error envelope: {"error":{"key","message","hint"},"took"}, and the status and key. */
+function piError(r: Res, status: number, key: string): { key: string; message: string; hint: string | null } {
+  assert.equal(r.status, status, `expected ${status}, got ${r.status}: ${r.text}`);
+  tookOk(r);
+  assert.ok("error" in r.json, r.text);
+  const e = r.json.error;
+  assert.deepEqual(Object.keys(e).sort(), ["hint", "key", "message"]);
+  assert.equal(e.key, key, r.text);
+  assert.equal(typeof e.message, "string");
+  assert.ok(e.hint === null || typeof e.hint === "string");
+  return e;
+}
+
+/** A request with the sid in the `sid` header (Pi-hole's header form). */
+function pi(path: string, sid: string | null, o: CallOptions = {}): Promise<Res> {
+  return call(t, path, { ...o, headers: { ...(sid ? { sid } : {}), ...(o.headers ?? {}) } });
+}
+
+async function login(api: TestApi, password: string): Promise<string> {
+  const r = await call(api, "/api/auth", { json: { password } });
+  assert.equal(r.status, 200, r.text);
+  return r.json.session.sid as string;
+}
+
+function setCookies(r: Res): string[] {
+  return r.headers.getSetCookie();
+}
+
+// --- Portmaster's side is untouched ----------------------------------------------------------
+
+test("Portmaster's /api/v1 routes answer as before, with sluice's envelope, beside the Pi-hole routes", async () => {
+  const ping = await call(t, "ping");
+  assert.equal(ping.status, 200);
+  assert.equal(ping.text, "Pong.\n");
+  const eps = await call(t, "endpoints");
+  assert.equal(eps.status, 200);
+  assert.ok(Array.isArray(eps.json) && eps.json.some((e: { Path: string }) => e.Path === "ping"));
+  assert.ok(!eps.json.some((e: { Path: string }) => e.Path.startsWith("/") || e.Path.includes("dns/blocking")), "the Pi-hole routes are not in the Portmaster list");
+  const missing = await call(t, "no/such/endpoint");
+  assert.equal(missing.status, 404);
+  assert.deepEqual(missing.json, { error: { key: "not_found", message: "Not found: /api/v1/no/such/endpoint", data: { path: "/api/v1/no/such/endpoint" } } });
+  // Authentication on /api/v1 is its own: a Pi-hole sid is not a credential there.
+  const tokens = await call(t, "auth/tokens", { headers: { sid: admin } });
+  assert.equal(tokens.status, 401);
+  assert.equal((await call(t, "auth/tokens", { token: t.adminToken })).status, 200);
+});
+
+test("a plain request to the database WebSocket path still gets the server's own 404, not a Pi-hole reply", async () => {
+  const r = await call(t, "/api/database/v1");
+  assert.equal(r.status, 404);
+  assert.deepEqual(Object.keys(r.json), ["error"]);
+  assert.equal(r.json.error.key, "not_found");
+  assert.ok("data" in r.json.error);
+});
+
+// --- Routing and the envelope ----------------------------------------------------------------
+
+test("an unknown /api/ route gets 404 not_found with the URI as the hint", async () => {
+  for (const path of ["/api/nope", "/api/", "/api/stats/summaryx", "/api/auth/foo"]) {
+    const e = piError(await pi(path, admin), 404, "not_found");
+    assert.equal(e.hint, path);
+  }
+});
+
+test("OPTIONS answers 204 with an Allow header listing the path's methods", async () => {
+  const r = await call(t, "/api/domains/allow/exact", { method: "OPTIONS" });
+  assert.equal(r.status, 204);
+  assert.equal(r.text, "");
+  assert.equal(r.headers.get("allow"), "GET, HEAD, POST, PUT, DELETE, OPTIONS");
+  const b = await call(t, "/api/dns/blocking", { method: "OPTIONS" });
+  assert.equal(b.headers.get("allow"), "GET, HEAD, POST, OPTIONS");
+});
+
+test("a method a route does not answer gets 405 method_not_allowed with Allow", async () => {
+  const r = await pi("/api/stats/summary", admin, { method: "POST", json: {} });
+  const e = piError(r, 405, "method_not_allowed");
+  assert.equal(r.headers.get("allow"), "GET, HEAD, OPTIONS");
+  assert.match(e.hint!, /GET/);
+  piError(await pi("/api/action/gravity", admin), 405, "method_not_allowed");
+});
+
+test("Pi-hole replies carry the same security headers as the rest of the server", async () => {
+  for (const r of [await pi("/api/stats/summary", admin), await pi("/api/nope", admin), await call(t, "/api/info/login")]) {
+    assert.equal(r.headers.get("x-frame-options"), "deny");
+    assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(r.headers.get("referrer-policy"), "same-origin");
+    assert.equal(r.headers.get("cache-control"), "no-store");
+    assert.match(r.headers.get("content-security-policy") ?? "", /default-src 'self'/);
+  }
+});
+
+test("a cross-origin page is refused with 403 forbidden", async () => {
+  piError(await pi("/api/stats/summary", admin, { headers: { Origin: "http://evil.example" } }), 403, "forbidden");
+  assert.equal((await pi("/api/stats/summary", admin, { headers: { Origin: t.origin } })).status, 200);
+});
+
+test("a missing or malformed JSON body gets 400 bad_request with Pi-hole's messages", async () => {
+  const none = piError(await pi("/api/dns/blocking", admin, { method: "POST" }), 400, "bad_request");
+  assert.equal(none.message, "No request body data");
+  const bad = piError(await pi("/api/dns/blocking", admin, { body: '{"blocking": tru', headers: { "Content-Type": "application/json" } }), 400, "bad_request");
+  assert.equal(bad.message, "Invalid request body data (no valid JSON), error at hint");
+  assert.ok(bad.hint && bad.hint.length > 0);
+});
+
+test("a body over api/maxBodyKB gets 413 and the server still answers afterwards", async () => {
+  const big = JSON.stringify({ domain: Array.from({ length: 400 }, (_, i) => `host${i}.example.com`) });
+  assert.ok(big.length > 4 * 1024);
+  const e = piError(await pi("/api/domains/deny/exact", admin, { body: big, headers: { "Content-Type": "application/json" } }), 413, "body_too_large");
+  assert.match(e.hint!, /4096 bytes/);
+  assert.equal(dns.filter.domains.length, 0, "nothing was added");
+  assert.equal((await pi("/api/stats/summary", admin)).status, 200);
+});
+
+// --- Authentication --------------------------------------------------------------------------
+
+test("POST /api/auth with an app token opens a session: sid, csrf, validity 1800 and an HttpOnly Lax cookie", async () => {
+  const r = await call(t, "/api/auth", { json: { password: t.adminToken } });
+  assert.equal(r.status, 200);
+  tookOk(r);
+  const s = r.json.session;
+  assert.deepEqual(Object.keys(s).sort(), ["csrf", "message", "sid", "totp", "valid", "validity"]);
+  assert.equal(s.valid, true);
+  assert.equal(s.totp, false);
+  assert.equal(s.validity, 1800);
+  assert.equal(s.message, "password correct");
+  assert.match(s.sid, /^[A-Za-z0-9_-]{22}$/);
+  assert.match(s.csrf, /^[A-Za-z0-9_-]{22}$/);
+  const cookie = setCookies(r).find((c) => c.startsWith("sid="))!;
+  assert.ok(cookie, "the sid cookie is set");
+  assert.match(cookie, new RegExp(`^sid=${s.sid}; `));
+  assert.match(cookie, /SameSite=Lax/);
+  assert.match(cookie, /HttpOnly/);
+  assert.match(cookie, /Max-Age=1800/);
+  assert.match(cookie, /Path=\//);
+  await pi("/api/auth", s.sid, { method: "DELETE" });
+});
+
+test("a sid is accepted from the sid and X-FTL-SID headers, the query string and the JSON body", async () => {
+  assert.equal((await call(t, "/api/stats/summary", { headers: { sid: admin } })).status, 200);
+  assert.equal((await call(t, "/api/stats/summary", { headers: { "X-FTL-SID": admin } })).status, 200);
+  assert.equal((await call(t, `/api/stats/summary?sid=${encodeURIComponent(admin)}`)).status, 200);
+  const body = await call(t, "/api/dns/blocking", { json: { blocking: true, sid: admin } });
+  assert.equal(body.status, 200, body.text);
+  piError(await call(t, "/api/stats/summary"), 401, "unauthorized");
+  piError(await call(t, "/api/stats/summary", { headers: { sid: "not-a-session" } }), 401, "unauthorized");
+});
+
+test("a sid from the cookie reads freely but writes only with the session's X-CSRF-TOKEN", async () => {
+  const r = await call(t, "/api/auth", { json: { password: t.adminToken } });
+  const { sid, csrf } = r.json.session;
+  const cookie = `sid=${sid}`;
+  const get = await call(t, "/api/dns/blocking", { headers: { Cookie: cookie } });
+  assert.equal(get.status, 200);
+  assert.ok(setCookies(get).some((c) => c.startsWith(`sid=${sid};`)), "the cookie is re-issued as the session slides");
+  const e = piError(await call(t, "/api/dns/blocking", { json: { blocking: true }, headers: { Cookie: cookie } }), 401, "unauthorized");
+  assert.match(e.hint!, /X-CSRF-TOKEN/);
+  piError(await call(t, "/api/dns/blocking", { json: { blocking: true }, headers: { Cookie: cookie, "X-CSRF-TOKEN": "wrong" } }), 401, "unauthorized");
+  const okWrite = await call(t, "/api/dns/blocking", { json: { blocking: true }, headers: { Cookie: cookie, "X-CSRF-TOKEN": csrf } });
+  assert.equal(okWrite.status, 200, okWrite.text);
+  // A header sid needs no CSRF token.
+  assert.equal((await pi("/api/dns/blocking", sid, { json: { blocking: true } })).status, 200);
+  await pi("/api/auth", sid, { method: "DELETE" });
+});
+
+test("GET /api/auth reports the session, or 401 with the session object saying why", async () => {
+  const ok = await pi("/api/auth", admin);
+  assert.equal(ok.status, 200);
+  assert.equal(ok.json.session.valid, true);
+  assert.equal(ok.json.session.sid, admin);
+  assert.ok(ok.json.session.validity > 1790);
+  const none = await call(t, "/api/auth");
+  assert.equal(none.status, 401);
+  tookOk(none);
+  assert.deepEqual(none.json.session, { valid: false, totp: false, sid: null, csrf: null, validity: -1, message: "no SID provided" });
+  assert.ok(setCookies(none).some((c) => /^sid=;.*Max-Age=0/.test(c)), "the cookie is deleted");
+  const unknown = await pi("/api/auth", "AAAAAAAAAAAAAAAAAAAAAA");
+  assert.equal(unknown.status, 401);
+  assert.equal(unknown.json.session.message, "session unknown");
+});
+
+test("a wrong password gets 401 with the session object (password incorrect); a missing one gets 400", async () => {
+  const r = await call(t, "/api/auth", { json: { password: "slc_wrong" } });
+  assert.equal(r.status, 401);
+  tookOk(r);
+  assert.deepEqual(r.json.session, { valid: false, totp: false, sid: null, csrf: null, validity: -1, message: "password incorrect" });
+  assert.ok(!("error" in r.json));
+  piError(await call(t, "/api/auth", { json: {} }), 400, "bad_request");
+  piError(await call(t, "/api/auth", { json: { password: 42 } }), 400, "bad_request");
+});
+
+test("logout answers 204 and the sid is refused afterwards (401)", async () => {
+  const sid = await login(t, t.adminToken);
+  const r = await pi("/api/auth", sid, { method: "DELETE" });
+  assert.equal(r.status, 204);
+  assert.equal(r.text, "");
+  const after = await pi("/api/auth", sid);
+  assert.equal(after.status, 401);
+  assert.equal(after.json.session.message, "session unknown");
+  piError(await pi("/api/stats/summary", sid), 401, "unauthorized");
+  piError(await pi("/api/auth", sid, { method: "DELETE" }), 401, "unauthorized");
+});
+
+test("GET /api/auth/sessions lists the sessions and DELETE /api/auth/session/{id} ends one", async () => {
+  const other = await login(t, t.adminToken);
+  const r = await pi("/api/auth/sessions", admin, { headers: { "User-Agent": "pihole-test" } });
+  assert.equal(r.status, 200);
+  tookOk(r);
+  const list = r.json.sessions as Record<string, any>[];
+  const mine = list.find((s) => s.current_session)!;
+  assert.ok(mine, "the current session is marked");
+  assert.deepEqual(Object.keys(mine).sort(), ["app", "cli", "current_session", "id", "last_active", "login_at", "remote_addr", "tls", "user_agent", "valid", "valid_until", "x_forwarded_for"].sort());
+  assert.equal(mine.valid, true);
+  assert.equal(mine.app, true, "opened with an app token");
+  assert.deepEqual(mine.tls, { login: false, mixed: false });
+  assert.equal(mine.remote_addr, "127.0.0.1");
+  assert.ok(mine.valid_until - mine.last_active === 1800);
+  const seenByOther = (await pi("/api/auth/sessions", other)).json.sessions as Record<string, any>[];
+  const otherId = seenByOther.find((s) => s.current_session)!.id as number;
+  assert.notEqual(otherId, mine.id);
+  const del = await pi(`/api/auth/session/${otherId}`, admin, { method: "DELETE" });
+  assert.equal(del.status, 204);
+  piError(await pi(`/api/auth/session/${otherId}`, admin, { method: "DELETE" }), 400, "bad_request");
+  piError(await pi("/api/auth/session/99", admin, { method: "DELETE" }), 400, "bad_request");
+  piError(await pi("/api/auth/session/x", admin, { method: "DELETE" }), 400, "bad_request");
+  piError(await pi("/api/stats/summary", other), 401, "unauthorized");
+});
+
+test("the seventeenth session is refused with 429 api_seats_exceeded until one ends", async () => {
+  const api = await startTestApi();
+  try {
+    const sids: string[] = [];
+    for (let i = 0; i < 16; i++) sids.push(await login(api, api.adminToken));
+    const r = await call(api, "/api/auth", { json: { password: api.adminToken } });
+    const e = piError(r, 429, "api_seats_exceeded");
+    assert.equal(e.message, "API seats exceeded");
+    assert.equal((await call(api, "/api/auth", { method: "DELETE", headers: { sid: sids[3]! } })).status, 204);
+    assert.equal((await call(api, "/api/auth", { json: { password: api.adminToken } })).status, 200);
+  } finally {
+    api.close();
+  }
+});
+
+test("revoking the app token a session was opened with ends the session at once", async () => {
+  const made = await call(t, "auth/tokens", { token: t.adminToken, json: { name: "pihole-client", role: "admin" } });
+  assert.equal(made.status, 201, made.text);
+  const sid = await login(t, made.json.token);
+  assert.equal((await pi("/api/stats/summary", sid)).status, 200);
+  assert.equal((await call(t, `auth/tokens/${made.json.id}`, { method: "DELETE", token: t.adminToken })).status, 204);
+  piError(await pi("/api/stats/summary", sid), 401, "unauthorized");
+  const r = await pi("/api/auth", sid);
+  assert.equal(r.status, 401);
+  assert.equal(r.json.session.valid, false);
+});
+
+test("a session opened with a read-only key reads but gets 403 forbidden on writes; User-level write is not enough either", async () => {
+  const ro = await login(t, READONLY_KEY);
+  assert.equal((await pi("/api/stats/summary", ro)).status, 200);
+  assert.equal((await pi("/api/domains", ro)).status, 200);
+  const e = piError(await pi("/api/dns/blocking", ro, { json: { blocking: false } }), 403, "forbidden");
+  assert.match(e.message, /write level Admin/);
+  piError(await pi("/api/domains/deny/exact", ro, { json: { domain: "x.example" } }), 403, "forbidden");
+  piError(await pi("/api/action/gravity", ro, { method: "POST" }), 403, "forbidden");
+  assert.equal(dns.blocking().blocking, "enabled", "the refused write did nothing");
+  const uw = await login(t, USER_WRITE_KEY);
+  piError(await pi("/api/dns/blocking", uw, { json: { blocking: false } }), 403, "forbidden");
+  // Both may end their own session.
+  assert.equal((await pi("/api/auth", ro, { method: "DELETE" })).status, 204);
+  assert.equal((await pi("/api/auth", uw, { method: "DELETE" })).status, 204);
+});
+
+test("changing the API keys ends the sessions opened with a key", async () => {
+  const ro = await login(t, READONLY_KEY);
+  assert.equal((await pi("/api/stats/summary", ro)).status, 200);
+  const set = await call(t, "config/option/core/apiKeys", { method: "PUT", token: t.adminToken, json: { Value: [`${READONLY_KEY}?read=user&write=anyone`, `${USER_WRITE_KEY}?read=user&write=user`] } });
+  assert.equal(set.status, 200, set.text);
+  piError(await pi("/api/stats/summary", ro), 401, "unauthorized");
+  assert.equal((await pi("/api/stats/summary", admin)).status, 200, "a token session is unaffected");
+});
+
+test("sluice's own credentials work on the Pi-hole routes without a session; bad ones get 401", async () => {
+  assert.equal((await call(t, "/api/stats/summary", { token: t.adminToken })).status, 200);
+  const e = piError(await call(t, "/api/stats/summary", { token: "slc_nope" }), 401, "unauthorized");
+  assert.match(e.hint!, /unknown or revoked token/);
+  piError(await call(t, "/api/dns/blocking", { token: READONLY_KEY, json: { blocking: true } }), 403, "forbidden");
+});
+
+test("after repeated failed logins the client gets 429 rate_limiting even with the right password", async () => {
+  const api = await startTestApi({ authFailLimit: 3, authFailWindowS: 60 });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const r = await call(api, "/api/auth", { json: { password: `slc_wrong${i}` } });
+      assert.equal(r.status, 401);
+      assert.equal(r.json.session.message, "password incorrect");
+    }
+    const r = await call(api, "/api/auth", { json: { password: api.adminToken } });
+    const e = piError(r, 429, "rate_limiting");
+    assert.equal(e.message, "Rate-limiting login attempts");
+    const wait = Number(r.headers.get("retry-after"));
+    assert.ok(wait > 0 && wait <= 60, `Retry-After ${wait}`);
+  } finally {
+    api.close();
+  }
+});
+
+test("in dev mode a loopback client is treated as Pi-hole with no password set", async () => {
+  const api = await startTestApi({ devMode: true });
+  try {
+    for (const r of [await call(api, "/api/auth"), await call(api, "/api/auth", { json: { password: "anything" } })]) {
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json.session, { valid: true, totp: false, sid: null, csrf: null, validity: -1, message: "no password set" });
+    }
+    assert.deepEqual((await call(api, "/api/dns/blocking")).json.blocking, "unknown");
+    assert.equal((await call(api, "/api/endpoints")).status, 200);
+    assert.equal(r404(await call(api, "/api/auth", { method: "DELETE" })), true);
+  } finally {
+    api.close();
+  }
+});
+
+function r404(r: Res): boolean {
+  return r.status === 404 && JSON.stringify(Object.keys(r.json)) === '["took"]';
+}
+
+// --- Without a DNS service -------------------------------------------------------------------
+
+test("without a DNS service, blocking reads unknown, info/login says dns false, and the other DNS routes answer 503 dns_failure", async () => {
+  t.control.dns = null;
+  try {
+    const b = await pi("/api/dns/blocking", admin);
+    assert.equal(b.status, 200);
+    tookOk(b);
+    assert.equal(b.json.blocking, "unknown");
+    assert.equal(b.json.timer, null);
+    assert.equal((await call(t, "/api/info/login")).json.dns, false);
+    for (const [path, o] of [
+      ["/api/stats/summary", {}],
+      ["/api/domains", {}],
+      ["/api/queries", {}],
+      ["/api/dns/blocking", { json: { blocking: false } }],
+      ["/api/action/restartdns", { method: "POST" }],
+    ] as [string, CallOptions][]) {
+      const e = piError(await pi(path, admin, o), 503, "dns_failure");
+      assert.match(e.message, /not running/);
+    }
+  } finally {
+    t.control.dns = dns;
+  }
+});
+
+// --- Blocking ----------------------------------------------------------------------------------
+
+test("GET/POST /api/dns/blocking read and set blocking with a timer; a non-boolean blocking is 400 body_error", async () => {
+  const g = await pi("/api/dns/blocking", admin);
+  assert.equal(g.status, 200);
+  assert.deepEqual({ blocking: g.json.blocking, timer: g.json.timer }, { blocking: "enabled", timer: null });
+  const off = await pi("/api/dns/blocking", admin, { json: { blocking: false, timer: 300 } });
+  assert.equal(off.status, 200);
+  tookOk(off);
+  assert.deepEqual({ blocking: off.json.blocking, timer: off.json.timer }, { blocking: "disabled", timer: 300 });
+  assert.equal((await pi("/api/dns/blocking", admin)).json.blocking, "disabled");
+  const on = await pi("/api/dns/blocking", admin, { json: { blocking: true, timer: null } });
+  assert.equal(on.json.blocking, "enabled");
+  assert.equal(on.json.timer, null);
+  for (const body of [{ blocking: "false" }, {}, { blocking: 0 }]) piError(await pi("/api/dns/blocking", admin, { json: body }), 400, "body_error");
+  piError(await pi("/api/dns/blocking", admin, { json: { blocking: false, timer: "5m" } }), 400, "body_error");
+  assert.equal(dns.blocking().blocking, "enabled");
+});
+
+test("the client extension pauses blocking for one device only", async () => {
+  const r = await pi("/api/dns/blocking", admin, { json: { blocking: false, timer: 60, client: "192.168.1.20" } });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.blocking, "disabled");
+  assert.equal((await pi("/api/dns/blocking?client=192.168.1.20", admin)).json.blocking, "disabled");
+  assert.equal((await pi("/api/dns/blocking", admin)).json.blocking, "enabled", "everyone else still blocked");
+  piError(await pi("/api/dns/blocking", admin, { json: { blocking: false, client: "laptop" } }), 400, "body_error");
+  piError(await pi("/api/dns/blocking?client=nope", admin), 400, "bad_request");
+});
+
+test("POST /api/action/restartdns flushes the cache and answers status success", async () => {
+  const before = dns.flushes;
+  const r = await pi("/api/action/restartdns", admin, { method: "POST" });
+  assert.equal(r.status, 200);
+  tookOk(r);
+  assert.equal(r.json.status, "success");
+  assert.equal(dns.flushes, before + 1);
+});
+
+// --- Domains -----------------------------------------------------------------------------------
+
+test("POST /api/domains/{type}/{kind} answers 201 with Location, the rows and processed", async () => {
+  const r = await pi("/api/domains/deny/exact", admin, { json: { domain: ["ads.example", "tracker.example"], comment: "test", groups: [0], enabled: true } });
+  assert.equal(r.status, 201, r.text);
+  tookOk(r);
+  assert.equal(r.headers.get("location"), "/api/domains/deny/exact/ads.example");
+  assert.deepEqual(r.json.domains.map((d: DomainRow) => d.domain), ["ads.example", "tracker.example"]);
+  assert.equal(r.json.domains[0].comment, "test");
+  assert.deepEqual(r.json.processed, { success: [{ item: "ads.example" }, { item: "tracker.example" }], errors: [] });
+  // Partly failed: still 201, the failures in processed.errors.
+  const partly = await pi("/api/domains/deny/exact", admin, { json: { domain: ["ads.example", "new.example"] } });
+  assert.equal(partly.status, 201);
+  assert.deepEqual(partly.json.processed.success, [{ item: "new.example" }]);
+  assert.equal(partly.json.processed.errors[0].item, "ads.example");
+});
+
+test("a POST whose every item failed answers 400 bad_request with processed, not Pi-hole's 201", async () => {
+  const r = await pi("/api/domains/deny/exact", admin, { json: { domain: "ads.example" } });
+  const e = piError(r, 400, "bad_request");
+  assert.match(e.hint!, /^ads\.example: /);
+  assert.deepEqual(r.json.processed.success, []);
+  assert.equal(r.json.processed.errors.length, 1);
+  const bad = piError(await pi("/api/domains/deny/regex", admin, { json: { domain: "(unclosed" } }), 400, "bad_request");
+  assert.match(bad.hint!, /Invalid regex/);
+});
+
+test("GET /api/domains filters progressively by type, kind and domain; a missing item is 200 with an empty array", async () => {
+  await pi("/api/domains/allow/exact", admin, { json: { domain: "good.example" } });
+  const all = (await pi("/api/domains", admin)).json.domains as DomainRow[];
+  assert.ok(all.some((d) => d.type === "allow") && all.some((d) => d.type === "deny"));
+  const deny = (await pi("/api/domains/deny", admin)).json.domains as DomainRow[];
+  assert.ok(deny.length >= 2 && deny.every((d) => d.type === "deny"));
+  const exact = (await pi("/api/domains/allow/exact", admin)).json.domains as DomainRow[];
+  assert.deepEqual(exact.map((d) => d.domain), ["good.example"]);
+  const one = await pi("/api/domains/deny/exact/ads.example", admin);
+  assert.equal(one.status, 200);
+  tookOk(one);
+  assert.deepEqual(Object.keys(one.json.domains[0]).sort(), ["comment", "date_added", "date_modified", "domain", "enabled", "groups", "id", "kind", "type", "unicode"]);
+  // A domain right after /api/domains (Pi-hole's prefix reading).
+  assert.deepEqual(((await pi("/api/domains/good.example", admin)).json.domains as DomainRow[]).map((d) => d.type), ["allow"]);
+  const missing = await pi("/api/domains/deny/exact/nothing.example", admin);
+  assert.equal(missing.status, 200);
+  assert.deepEqual(missing.json.domains, []);
+});
+
+test("writes on a form that is not fully qualified, or with the item in the wrong place, get 400 uri_error", async () => {
+  for (const path of ["/api/domains", "/api/domains/deny", "/api/domains/denied/exact", "/api/domains/deny/fuzzy"]) {
+    piError(await pi(path, admin, { json: { domain: "x.example" } }), 400, "uri_error");
+  }
+  const e = piError(await pi("/api/domains/deny/exact/x.example", admin, { json: { domain: "x.example" } }), 400, "uri_error");
+  assert.equal(e.message, "Specify item in payload, not as URI parameter");
+  piError(await pi("/api/domains/deny/exact", admin, { method: "PUT", json: {} }), 400, "uri_error");
+  piError(await pi("/api/domains/deny/exact", admin, { method: "DELETE" }), 400, "uri_error");
+  piError(await pi("/api/domains/deny/exact", admin, { json: { domain: 5 } }), 400, "bad_request");
+  piError(await pi("/api/domains/deny/exact", admin, { json: { domain: "y.example", groups: ["a"] } }), 400, "bad_request");
+});
+
+test("PUT creates or replaces a regex given URI-escaped in the path (200); a regex that does not compile is 400 regex_error with the message as hint", async () => {
+  const re = "(^|\\.)doubleclick\\.net$";
+  const r = await pi(`/api/domains/deny/regex/${encodeURIComponent(re)}`, admin, { method: "PUT", json: { comment: "dc", enabled: true } });
+  assert.equal(r.status, 200, r.text);
+  tookOk(r);
+  assert.equal(r.json.domains[0].domain, re);
+  assert.equal(r.json.domains[0].comment, "dc");
+  assert.deepEqual(r.json.processed, { success: [{ item: re }], errors: [] });
+  const moved = await pi(`/api/domains/deny/regex/${encodeURIComponent(re)}`, admin, { method: "PUT", json: { type: "allow" } });
+  assert.equal(moved.json.domains[0].type, "allow");
+  const e = piError(await pi(`/api/domains/deny/regex/${encodeURIComponent("([bad")}`, admin, { method: "PUT", json: {} }), 400, "regex_error");
+  assert.ok(e.hint && /Invalid regular expression/.test(e.hint), e.hint ?? "");
+  piError(await pi(`/api/domains/deny/regex/x`, admin, { method: "PUT", json: { kind: "glob" } }), 400, "bad_request");
+});
+
+test("DELETE answers 204, then 404 with only took; batchDelete answers 204 or 404", async () => {
+  const r = await pi("/api/domains/deny/exact/new.example", admin, { method: "DELETE" });
+  assert.equal(r.status, 204);
+  assert.equal(r.text, "");
+  const again = await pi("/api/domains/deny/exact/new.example", admin, { method: "DELETE" });
+  assert.equal(again.status, 404);
+  assert.deepEqual(Object.keys(again.json), ["took"]);
+  const batch = await pi("/api/domains:batchDelete", admin, { json: [{ item: "ads.example", type: "deny", kind: "exact" }, { item: "nope.example", type: "deny", kind: "exact" }] });
+  assert.equal(batch.status, 204);
+  assert.equal(dns.filter.listDomains({ domain: "ads.example" }).length, 0);
+  const none = await pi("/api/domains:batchDelete", admin, { json: [{ item: "ads.example", type: "deny", kind: "exact" }] });
+  assert.equal(none.status, 404);
+  assert.deepEqual(Object.keys(none.json), ["took"]);
+  piError(await pi("/api/domains:batchDelete", admin, { json: { item: "x" } }), 400, "bad_request");
+  piError(await pi("/api/domains:batchDelete", admin, { json: [{ item: "x", type: "deny" }] }), 400, "bad_request");
+});
+
+// --- Lists and gravity -------------------------------------------------------------------------
+
+test("lists: POST needs ?type, answers 201 with processed; GET filters; PUT 200; DELETE 204 then 404; batchDelete", async () => {
+  const url = "https://lists.example/hosts.txt";
+  piError(await pi("/api/lists", admin, { json: { address: url } }), 400, "uri_error");
+  piError(await pi("/api/lists?type=deny", admin, { json: { address: url } }), 400, "uri_error");
+  const r = await pi("/api/lists?type=block", admin, { json: { address: url, comment: "hosts" } });
+  assert.equal(r.status, 201, r.text);
+  tookOk(r);
+  assert.equal(r.headers.get("location"), `/api/lists/${encodeURIComponent(url)}?type=block`);
+  assert.equal(r.json.lists[0].address, url);
+  assert.deepEqual(r.json.processed, { success: [{ item: url }], errors: [] });
+  const dup = await pi("/api/lists?type=block", admin, { json: { address: url } });
+  piError(dup, 400, "bad_request");
+  assert.equal(dup.json.processed.errors[0].item, url);
+  await pi("/api/lists?type=allow", admin, { json: { address: "https://lists.example/allow.txt" } });
+  const blocks = (await pi("/api/lists?type=block", admin)).json.lists as ListRow[];
+  assert.deepEqual(blocks.map((l) => l.address), [url]);
+  assert.equal(((await pi("/api/lists", admin)).json.lists as ListRow[]).length, 2);
+  const one = await pi(`/api/lists/${encodeURIComponent(url)}`, admin);
+  assert.deepEqual(Object.keys(one.json.lists[0]).sort(), ["abp_entries", "address", "comment", "date_added", "date_modified", "date_updated", "enabled", "groups", "id", "invalid_domains", "number", "status", "type"]);
+  const put = await pi(`/api/lists/${encodeURIComponent(url)}?type=block`, admin, { method: "PUT", json: { enabled: false } });
+  assert.equal(put.status, 200);
+  assert.equal(put.json.lists[0].enabled, false);
+  piError(await pi(`/api/lists/${encodeURIComponent(url)}`, admin, { method: "PUT", json: {} }), 400, "uri_error");
+  piError(await pi("/api/lists?type=block", admin, { method: "PUT", json: {} }), 400, "uri_error");
+  assert.equal((await pi(`/api/lists/${encodeURIComponent(url)}?type=block`, admin, { method: "DELETE" })).status, 204);
+  const gone = await pi(`/api/lists/${encodeURIComponent(url)}?type=block`, admin, { method: "DELETE" });
+  assert.equal(gone.status, 404);
+  assert.deepEqual(Object.keys(gone.json), ["took"]);
+  assert.equal((await pi("/api/lists:batchDelete", admin, { json: [{ item: "https://lists.example/allow.txt", type: "allow" }] })).status, 204);
+  assert.equal((await pi("/api/lists:batchDelete", admin, { json: [{ item: "https://lists.example/allow.txt", type: "allow" }] })).status, 404);
+  piError(await pi("/api/lists:batchDelete", admin, { json: [{ item: "x", type: "deny" }] }), 400, "bad_request");
+});
+
+/** A POST read as it arrives: the chunks, and whether it was chunked. */
+async function streamed(path: string, sid: string): Promise<{ status: number; type: string | null; chunked: boolean; text: string }> {
+  const r = await fetch(t.origin + path, { method: "POST", headers: { sid } });
+  const text = await r.text();
+  return { status: r.status, type: r.headers.get("content-type"), chunked: r.headers.get("transfer-encoding") === "chunked", text };
+}
+
+test("POST /api/action/gravity streams progress as chunked text/plain and ends with a line saying it succeeded", async () => {
+  const r = await streamed("/api/action/gravity", admin);
+  assert.equal(r.status, 200);
+  assert.equal(r.type, "text/plain; charset=utf-8");
+  assert.ok(r.chunked, "chunked transfer encoding");
+  const lines = r.text.trimEnd().split("\n");
+  assert.equal(lines[0], "[i] Gravity update started");
+  assert.ok(lines.includes("[i] Downloading https://lists.example/a.txt"));
+  assert.ok(lines.includes("[i] Building the domain set"));
+  assert.equal(lines.at(-1), "[✓] Gravity update succeeded: 120 domains blocked from 2 lists (1 could not be downloaded), built in 4 ms");
+});
+
+test("a failed gravity run still answers 200 (as Pi-hole) and its last line says FAILED", async () => {
+  dns.filter.updateError = new Error("disk full");
+  try {
+    const r = await streamed("/api/action/gravity", admin);
+    assert.equal(r.status, 200);
+    assert.equal(r.text.trimEnd().split("\n").at(-1), "[✗] Gravity update FAILED: disk full");
+  } finally {
+    dns.filter.updateError = null;
+  }
+});
+
+test("a gravity request during a running update follows it instead of starting a second one", async () => {
+  const before = dns.filter.updates;
+  const [a, b] = await Promise.all([streamed("/api/action/gravity", admin), streamed("/api/action/gravity", admin)]);
+  assert.equal(dns.filter.updates, before + 1);
+  for (const r of [a, b]) assert.match(r.text.trimEnd().split("\n").at(-1)!, /^\[✓\] Gravity update succeeded/);
+  assert.ok([a, b].some((r) => r.text.startsWith("[i] A gravity update is already running")));
+});
+
+// --- Stats, history, queries -------------------------------------------------------------------
+
+test("GET /api/stats/summary is the query log's summary plus the gravity figures", async () => {
+  const r = await pi("/api/stats/summary", admin);
+  assert.equal(r.status, 200);
+  tookOk(r);
+  assert.deepEqual(r.json.gravity, { domains_being_blocked: 120, last_update: 1_700_000_000 });
+  assert.equal(r.json.queries.total, 10);
+  assert.deepEqual(r.json.clients, { active: 2, total: 3 });
+  assert.deepEqual(Object.keys(r.json), ["queries", "clients", "gravity", "took"]);
+});
+
+test("top_domains and top_clients take blocked and count (default false and 10); a bad value is 400", async () => {
+  let r = await pi("/api/stats/top_domains", admin);
+  assert.equal(r.status, 200);
+  assert.deepEqual(dns.log.lastTop, [false, 10]);
+  assert.deepEqual(r.json.domains, [{ domain: "example.com", count: 5 }]);
+  assert.equal(r.json.total_queries, 10);
+  r = await pi("/api/stats/top_domains?blocked=true&count=3", admin);
+  assert.deepEqual(dns.log.lastTop, [true, 3]);
+  assert.equal(r.json.domains[0].domain, "ads.example");
+  r = await pi("/api/stats/top_clients?blocked=false&count=1", admin);
+  assert.deepEqual(r.json.clients, [{ name: "laptop", ip: "192.168.1.20", count: 6 }]);
+  assert.equal(r.json.blocked_queries, 3);
+  piError(await pi("/api/stats/top_domains?blocked=maybe", admin), 400, "bad_request");
+  piError(await pi("/api/stats/top_clients?count=-1", admin), 400, "bad_request");
+});
+
+test("query_types, upstreams, recent_blocked, history and history/clients answer in Pi-hole's shapes", async () => {
+  assert.deepEqual((await pi("/api/stats/query_types", admin)).json.types, { A: 7, AAAA: 3, OTHER: 0 });
+  const up = await pi("/api/stats/upstreams", admin);
+  assert.equal(up.json.upstreams[0].ip, "9.9.9.9");
+  assert.equal(up.json.forwarded_queries, 5);
+  assert.deepEqual((await pi("/api/stats/recent_blocked", admin)).json.blocked, ["ads.example"]);
+  assert.deepEqual((await pi("/api/stats/recent_blocked?count=2", admin)).json.blocked, ["ads.example", "tracker.example"]);
+  const h = await pi("/api/history", admin);
+  assert.deepEqual(h.json.history, [{ timestamp: 1_700_000_000, total: 10, cached: 2, blocked: 3, forwarded: 5 }]);
+  tookOk(h);
+  const hc = await pi("/api/history/clients", admin);
+  assert.equal(dns.log.lastN, 10);
+  assert.equal(hc.json.history[0].data.others, 4);
+  assert.deepEqual(hc.json.clients["192.168.1.20"], { name: "laptop", total: 6 });
+  await pi("/api/history/clients?N=0", admin);
+  assert.equal(dns.log.lastN, 0);
+});
+
+test("GET /api/queries passes every filter from the query string and echoes draw; a bad cursor is 400 bad_request", async () => {
+  const q = "from=1700000000.5&until=1700003600&domain=*.example&client_ip=192.168.1.20&client_name=laptop&upstream=blocklist&type=A&status=GRAVITY&reply=IP&cursor=100&start=20&length=10&disk=true&draw=7";
+  const r = await pi(`/api/queries?${q}`, admin);
+  assert.equal(r.status, 200, r.text);
+  tookOk(r);
+  assert.deepEqual(dns.log.lastFilter, {
+    from: 1700000000.5,
+    until: 1700003600,
+    domain: "*.example",
+    client_ip: "192.168.1.20",
+    client_name: "laptop",
+    upstream: "blocklist",
+    type: "A",
+    status: "GRAVITY",
+    reply: "IP",
+    cursor: 100,
+    start: 20,
+    length: 10,
+    disk: true,
+  });
+  assert.equal(r.json.draw, 7);
+  assert.equal(r.json.cursor, NEWEST_ID);
+  assert.equal(r.json.recordsFiltered, 1);
+  assert.equal(r.json.queries[0].client.ip, "192.168.1.20");
+  assert.equal((await pi("/api/queries", admin)).json.draw, 0);
+  assert.deepEqual(dns.log.lastFilter, {});
+  const e = piError(await pi("/api/queries?cursor=101", admin), 400, "bad_request");
+  assert.equal(e.message, "Requested cursor is invalid");
+  piError(await pi("/api/queries?from=yesterday", admin), 400, "bad_request");
+  piError(await pi("/api/queries?length=1.5", admin), 400, "bad_request");
+});
+
+// --- Info and endpoints ------------------------------------------------------------------------
+
+test("GET /api/info/login needs no session and says whether DNS runs", async () => {
+  const r = await call(t, "/api/info/login");
+  assert.equal(r.status, 200);
+  tookOk(r);
+  assert.deepEqual({ dns: r.json.dns, https_port: r.json.https_port }, { dns: true, https_port: 0 });
+  dns.running = false;
+  try {
+    assert.equal((await call(t, "/api/info/login")).json.dns, false);
+  } finally {
+    dns.running = true;
+  }
+});
+
+test("GET /api/info/version answers in Pi-hole's shape, labelled as sluice", async () => {
+  piError(await call(t, "/api/info/version"), 401, "unauthorized");
+  const r = await pi("/api/info/version", admin);
+  assert.equal(r.status, 200);
+  const v = r.json.version;
+  for (const c of ["core", "web", "ftl"]) {
+    assert.equal(v[c].local.branch, "sluice");
+    assert.match(v[c].local.version, /^sluice-\d+\.\d+\.\d+/);
+    assert.deepEqual(v[c].remote, { version: null, hash: null });
+  }
+  assert.ok("date" in v.ftl.local);
+  assert.deepEqual(v.docker, { local: null, remote: null });
+  assert.match(v.sluice.note, /not Pi-hole's/);
+});
+
+test("GET /api/endpoints lists every route by method as uri and parameters", async () => {
+  piError(await call(t, "/api/endpoints"), 401, "unauthorized");
+  const r = await pi("/api/endpoints", admin);
+  assert.equal(r.status, 200);
+  tookOk(r);
+  const e = r.json.endpoints as Record<string, { uri: string; parameters: string }[]>;
+  assert.deepEqual(Object.keys(e), ["get", "post", "put", "patch", "delete"]);
+  const uris = (m: string) => e[m]!.map((x) => x.uri);
+  for (const u of ["/api/auth", "/api/auth/sessions", "/api/dns/blocking", "/api/domains", "/api/lists", "/api/stats/summary", "/api/stats/top_domains", "/api/stats/top_clients", "/api/stats/query_types", "/api/stats/upstreams", "/api/stats/recent_blocked", "/api/history", "/api/history/clients", "/api/queries", "/api/info/login", "/api/info/version", "/api/endpoints"]) {
+    assert.ok(uris("get").includes(u), `GET ${u}`);
+  }
+  for (const u of ["/api/auth", "/api/dns/blocking", "/api/domains", "/api/domains:batchDelete", "/api/lists", "/api/lists:batchDelete", "/api/action/gravity", "/api/action/restartdns"]) assert.ok(uris("post").includes(u), `POST ${u}`);
+  assert.deepEqual(uris("put"), ["/api/domains", "/api/lists"]);
+  assert.deepEqual(uris("delete"), ["/api/auth", "/api/auth/session", "/api/domains", "/api/lists"]);
+  assert.deepEqual(e.patch, []);
+  assert.equal(e.get!.find((x) => x.uri === "/api/domains")!.parameters, "/{type}/{kind}/{domain}");
+});
+
+test("HEAD on a Pi-hole route returns GET's headers and no body", async () => {
+  const r = await pi("/api/stats/summary", admin, { method: "HEAD" });
+  assert.equal(r.status, 200);
+  assert.equal(r.text, "");
+  assert.match(r.headers.get("content-type") ?? "", /^application\/json/);
+  assert.ok(Number(r.headers.get("content-length")) > 0);
+});
