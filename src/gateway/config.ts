@@ -27,6 +27,32 @@ export interface ApiConfig {
   authFailWindowS: number;
 }
 
+export type DnsBlockingMode = "NULL" | "NXDOMAIN" | "NODATA" | "IP";
+
+export interface DnsConfig {
+  enabled: boolean;
+  /** Addresses to answer on; empty: every address of the LAN-side interfaces (and loopback). */
+  listen: string[];
+  port: number;
+  /** 1.1.1.1, udp://.., tcp://.., tls://ip[:port]#name, https://host/dns-query; empty: /etc/resolv.conf's. */
+  upstreams: string[];
+  upstreamTimeoutMs: number;
+  cacheSize: number;
+  minTtl: number;
+  maxTtl: number;
+  negativeMaxTtl: number;
+  /** Names without a dot get NXDOMAIN here instead of going upstream. */
+  domainNeeded: boolean;
+  /** Reverse lookups of private ranges get NXDOMAIN here instead of going upstream. */
+  bogusPriv: boolean;
+  blocking: { mode: DnsBlockingMode; ipv4: string; ipv6: string; ttl: number };
+  /** Re-download subscribed lists this often (hours); 0: only on demand. */
+  listRefreshHours: number;
+  /** Rogue DNS from LAN devices is redirected here; DoT (853) and known DoH servers are refused. */
+  interception: { redirect: boolean; blockDoT: boolean; blockDoH: boolean };
+  queryLog: { enabled: boolean; memory: number; retentionDays: number };
+}
+
 export interface GatewayConfig {
   /** NFQUEUE numbers first..first+count-1, one worker each; count defaults to the cores. */
   queues: { first: number; count: number; copyRange: number; maxLen: number; rcvbufMB: number; batch: number };
@@ -50,6 +76,8 @@ export interface GatewayConfig {
   tracking: { enabled: boolean; flowBuckets: number; ringEvents: number; waitForName: boolean };
   /** Connection history in LMDB (data/history): retention by age and by count. */
   history: { enabled: boolean; retentionDays: number; maxRecords: number; statsIntervalS: number };
+  /** The LAN's DNS server: resolver, cache, blocking, query log. */
+  dns: DnsConfig;
   /** A queue whose worker shows no sign of life for this long is restarted. */
   watchdogMs: number;
 }
@@ -76,6 +104,23 @@ const DEFAULTS: GatewayConfig = {
     maxBodyKB: 1024,
     authFailLimit: 10,
     authFailWindowS: 60,
+  },
+  dns: {
+    enabled: true,
+    listen: [],
+    port: 53,
+    upstreams: [],
+    upstreamTimeoutMs: 2000,
+    cacheSize: 100_000,
+    minTtl: 0,
+    maxTtl: 86_400,
+    negativeMaxTtl: 3600,
+    domainNeeded: true,
+    bogusPriv: true,
+    blocking: { mode: "NULL", ipv4: "", ipv6: "", ttl: 2 },
+    listRefreshHours: 24,
+    interception: { redirect: false, blockDoT: false, blockDoH: false },
+    queryLog: { enabled: true, memory: 500_000, retentionDays: 7 },
   },
   watchdogMs: 3000,
 };
@@ -161,8 +206,46 @@ export function validate(raw: unknown): GatewayConfig {
   a.maxBodyKB = int(a.maxBodyKB, "api.maxBodyKB", 1, 1 << 20);
   a.authFailLimit = int(a.authFailLimit, "api.authFailLimit", 1, 1_000_000);
   a.authFailWindowS = int(a.authFailWindowS, "api.authFailWindowS", 1, 86400);
+  validateDns(c.dns);
   c.watchdogMs = int(c.watchdogMs, "watchdogMs", 100, 600000);
   return c;
+}
+
+function bool(v: unknown, field: string): boolean {
+  if (typeof v !== "boolean") fail(field, "must be true or false");
+  return v;
+}
+
+const UPSTREAM_FORM = /^(?:(?:udp|tcp|tls):\/\/)?(?:\[[0-9a-f:.]+\]|[0-9.]+|[0-9a-f:]+)(?::\d{1,5})?(?:#[\w.-]+)?$|^https:\/\/[^\s]+$/i;
+
+function validateDns(d: DnsConfig): void {
+  bool(d.enabled, "dns.enabled");
+  if (!Array.isArray(d.listen) || !d.listen.every((a) => typeof a === "string" && isIP(a))) fail("dns.listen", "must be a list of IP addresses");
+  d.port = int(d.port, "dns.port", 0, 65535);
+  if (!Array.isArray(d.upstreams)) fail("dns.upstreams", "must be a list of upstream resolvers");
+  d.upstreams.forEach((u, i) => {
+    if (typeof u !== "string" || !UPSTREAM_FORM.test(u)) fail(`dns.upstreams[${i}]`, "must be an IP[:port], udp://, tcp://, tls://IP[:port]#name or https:// URL");
+  });
+  d.upstreamTimeoutMs = int(d.upstreamTimeoutMs, "dns.upstreamTimeoutMs", 50, 60_000);
+  d.cacheSize = int(d.cacheSize, "dns.cacheSize", 0, 10_000_000);
+  d.minTtl = int(d.minTtl, "dns.minTtl", 0, 86_400);
+  d.maxTtl = int(d.maxTtl, "dns.maxTtl", 0, 7 * 86_400);
+  if (d.minTtl > d.maxTtl) fail("dns.minTtl", "must not exceed dns.maxTtl");
+  d.negativeMaxTtl = int(d.negativeMaxTtl, "dns.negativeMaxTtl", 0, 86_400);
+  bool(d.domainNeeded, "dns.domainNeeded");
+  bool(d.bogusPriv, "dns.bogusPriv");
+  const b = d.blocking;
+  if (!["NULL", "NXDOMAIN", "NODATA", "IP"].includes(b.mode)) fail("dns.blocking.mode", 'must be "NULL", "NXDOMAIN", "NODATA" or "IP"');
+  if (typeof b.ipv4 !== "string" || (b.ipv4 !== "" && isIP(b.ipv4) !== 4)) fail("dns.blocking.ipv4", "must be an IPv4 address or empty");
+  if (typeof b.ipv6 !== "string" || (b.ipv6 !== "" && isIP(b.ipv6) !== 6)) fail("dns.blocking.ipv6", "must be an IPv6 address or empty");
+  b.ttl = int(b.ttl, "dns.blocking.ttl", 0, 86_400);
+  d.listRefreshHours = int(d.listRefreshHours, "dns.listRefreshHours", 0, 24 * 365);
+  bool(d.interception.redirect, "dns.interception.redirect");
+  bool(d.interception.blockDoT, "dns.interception.blockDoT");
+  bool(d.interception.blockDoH, "dns.interception.blockDoH");
+  bool(d.queryLog.enabled, "dns.queryLog.enabled");
+  d.queryLog.memory = int(d.queryLog.memory, "dns.queryLog.memory", 1000, 50_000_000);
+  d.queryLog.retentionDays = int(d.queryLog.retentionDays, "dns.queryLog.retentionDays", 1, 3650);
 }
 
 /** Files written before the API existed name its address `health`. */
