@@ -420,7 +420,15 @@ test("a sid from the cookie reads freely but writes only with the session's X-CS
   assert.equal(okWrite.status, 200, okWrite.text);
   // A header sid needs no CSRF token.
   assert.equal((await pi("/api/dns/blocking", sid, { json: { blocking: true } })).status, 200);
-  await pi("/api/auth", sid, { method: "DELETE" });
+  // Logging in again while holding the cookie (no CSRF token) is not refused.
+  const again = await call(t, "/api/auth", { json: { password: t.adminToken }, headers: { Cookie: cookie } });
+  assert.equal(again.status, 200, again.text);
+  assert.notEqual(again.json.session.sid, sid);
+  // Logging out with the cookie needs the CSRF token too.
+  const e2 = piError(await call(t, "/api/auth", { method: "DELETE", headers: { Cookie: cookie } }), 401, "unauthorized");
+  assert.match(e2.hint!, /X-CSRF-TOKEN/);
+  assert.equal((await call(t, "/api/auth", { method: "DELETE", headers: { Cookie: cookie, "X-CSRF-TOKEN": csrf } })).status, 204);
+  await pi("/api/auth", again.json.session.sid, { method: "DELETE" });
 });
 
 test("GET /api/auth reports the session, or 401 with the session object saying why", async () => {

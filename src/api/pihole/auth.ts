@@ -59,8 +59,9 @@ function findSid(r: PiRequest): { sid: string; source: SidSource } | null {
 
 /**
  * Sets r.token (and r.session / r.open). Returns the error to answer with when the request must
- * be refused whatever the route (rate limited, CSRF missing), else null; an unknown sid just
- * leaves the request anonymous, so /api/auth can say why.
+ * be refused whatever the route (rate limited, or a sluice credential that is wrong), else null.
+ * An unknown sid or a missing CSRF token leaves the request anonymous with r.sidProblem saying
+ * why, for /api/auth's session object and the 401's hint.
  */
 export function identify(r: PiRequest, now: number): PiError | null {
   const { services: s } = r;
@@ -78,8 +79,11 @@ export function identify(r: PiRequest, now: number): PiError | null {
       r.sidProblem = l.problem;
       return null;
     }
+    // Not a refusal by itself: the request stays anonymous, so open routes (a new login) still
+    // work for a browser holding an old cookie, and protected ones answer 401 with this hint.
     if (found.source === "cookie" && isWrite(r.method) && r.headers.csrf !== l.slot.csrf) {
-      return new PiError(401, "unauthorized", "Unauthorized", "a session cookie must be sent with the session's X-CSRF-TOKEN header for this method");
+      r.sidProblem = "a session cookie must be sent with the session's X-CSRF-TOKEN header for this method";
+      return null;
     }
     r.token = l.slot.token;
     r.session = l.slot;
@@ -94,7 +98,8 @@ export function identify(r: PiRequest, now: number): PiError | null {
   if (a.retryAfter > 0) return rateLimited(a.retryAfter);
   if (a.failure !== null) return new PiError(401, "unauthorized", "Unauthorized", a.failure);
   if (a.sessionKey !== null && isWrite(r.method) && h.csrf !== a.csrf) {
-    return new PiError(401, "unauthorized", "Unauthorized", "a dashboard session cookie must be sent with its X-CSRF-Token header for this method");
+    r.sidProblem = "a dashboard session cookie must be sent with its X-CSRF-Token header for this method";
+    return null;
   }
   r.token = a.token;
   return null;
@@ -188,7 +193,7 @@ function logout(r: PiRequest): PiReply {
   }
   // With no password set there is no session to end.
   if (r.open) return nothingDeleted();
-  throw PiErrors.unauthorized();
+  throw PiErrors.unauthorized(r.sidProblem);
 }
 
 function listSessions(r: PiRequest): PiReply {

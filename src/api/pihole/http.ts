@@ -32,7 +32,7 @@ export const PiErrors = {
   badRequest: (message: string, hint: string | null = null) => new PiError(400, "bad_request", message, hint),
   uriError: (message: string, hint: string | null = null) => new PiError(400, "uri_error", message, hint),
   bodyError: (message: string, hint: string | null = null) => new PiError(400, "body_error", message, hint),
-  unauthorized: () => new PiError(401, "unauthorized", "Unauthorized", null),
+  unauthorized: (hint: string | null = null) => new PiError(401, "unauthorized", "Unauthorized", hint),
   forbidden: (message: string, hint: string | null = null) => new PiError(403, "forbidden", message, hint),
   notFound: (uri: string) => new PiError(404, "not_found", "Not found", uri),
   /**

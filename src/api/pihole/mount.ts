@@ -188,7 +188,7 @@ export class PiholeMount implements Mount {
     if (need <= PERMIT_ANYONE) return null;
     const have = write ? r.token.write : r.token.read;
     if (have >= need) return null;
-    if (r.token === ANONYMOUS) return new PiError(401, "unauthorized", "Unauthorized", r.sidProblem);
+    if (r.token === ANONYMOUS) return PiErrors.unauthorized(r.sidProblem);
     return PiErrors.forbidden(
       `Insufficient permissions: this needs ${write ? "write" : "read"} level ${roleName(need)}`,
       `the credential carries ${write ? "write" : "read"} level ${roleName(have)}`,
