@@ -306,12 +306,12 @@ test("Portmaster's /api/v1 routes answer as before, with sluice's envelope, besi
   assert.equal((await call(t, "auth/tokens", { token: t.adminToken })).status, 200);
 });
 
-test("a plain request to the database WebSocket path still gets the server's own 404, not a Pi-hole reply", async () => {
-  const r = await call(t, "/api/database/v1");
-  assert.equal(r.status, 404);
-  assert.deepEqual(Object.keys(r.json), ["error"]);
-  assert.equal(r.json.error.key, "not_found");
-  assert.ok("data" in r.json.error);
+test("a plain request to the database WebSocket path, or to /api/v1 without its slash, gets the server's own 404, not a Pi-hole reply", async () => {
+  for (const path of ["/api/database/v1", "/api/database", "/api/database/v2", "/api/v1"]) {
+    const r = await call(t, path);
+    assert.equal(r.status, 404, path);
+    assert.deepEqual(r.json, { error: { key: "not_found", message: `Not found: ${path}`, data: { path } } });
+  }
 });
 
 // --- Routing and the envelope ----------------------------------------------------------------

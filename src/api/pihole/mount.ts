@@ -13,7 +13,7 @@
 import { performance } from "node:perf_hooks";
 import type { HttpRequest, HttpResponse } from "uWebSockets.js";
 import { ApiError, Errors } from "../errors.js";
-import { CSP, DATABASE_PATH, readHeaders, remoteText, SECURITY_HEADERS, type ApiServer, type Logger, type Mount } from "../server.js";
+import { API_PREFIX, CSP, DATABASE_PATH, readHeaders, remoteText, SECURITY_HEADERS, type ApiServer, type Logger, type Mount } from "../server.js";
 import { ANONYMOUS, PERMIT_ANYONE, PERMIT_USER, roleName, type Token } from "../permissions.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import type { Control } from "../../control/sluice.js";
@@ -27,6 +27,8 @@ import { listRoutes } from "./lists.js";
 import { statsRoutes } from "./stats.js";
 
 export const PIHOLE_PREFIX = "/api/";
+/** Paths below /api/ that belong to sluice's own API, never to the Pi-hole routes. */
+const SLUICE_TREES = [API_PREFIX.slice(0, -1), DATABASE_PATH.slice(0, DATABASE_PATH.lastIndexOf("/"))];
 /** The option whose change may remove API keys: sessions opened with a key end then. */
 const API_KEYS_OPTION = "core/apiKeys";
 const JSON_TYPE = "application/json; charset=utf-8";
@@ -100,8 +102,9 @@ export class PiholeMount implements Mount {
     const started = performance.now();
     const url = req.getUrl();
     const method = UWS_METHODS[req.getMethod()] ?? req.getMethod().toUpperCase();
-    // The WebSocket's path: not a Pi-hole route; the server's answer, as before this mount.
-    if (url === DATABASE_PATH || url.startsWith(DATABASE_PATH + "/")) return server.fail(res, method, Errors.notFound(`Not found: ${url}`, { path: url }));
+    // sluice's own trees (the WebSocket's path, /api/v1 without its slash): not Pi-hole routes;
+    // the server's answer, as before this mount existed.
+    if (SLUICE_TREES.some((p) => url === p || url.startsWith(p + "/"))) return server.fail(res, method, Errors.notFound(`Not found: ${url}`, { path: url }));
     const h: PiHeaders = {
       ...readHeaders(req, method),
       sid: req.getHeader("sid"),
