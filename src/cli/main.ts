@@ -15,7 +15,11 @@ import { HistoryStore } from "../store/history.js";
 import { join } from "node:path";
 import { ConntrackEvents } from "../flow/conntrack-events.js";
 import { kernelEndOf, readTimeouts } from "../flow/kernel-end.js";
-import { hasNetAdmin } from "../gateway/netinfo.js";
+import { defaultRouteInterfaces, hasNetAdmin } from "../gateway/netinfo.js";
+import { isIP } from "node:net";
+import type { GatewayConfig } from "../gateway/config.js";
+import { DnsService } from "../dns/service.js";
+import { installInterception, removeInterception } from "../gateway/dns-intercept.js";
 import { startApi, type Api } from "../api/index.js";
 import { clientCommand, CLIENT_HELP } from "./client.js";
 import { removeFirewall } from "../gateway/firewall.js";
@@ -129,6 +133,7 @@ async function run(args: string[]): Promise<number> {
   for (;;) {
     let control: Control;
     let api: Api | null = null;
+    let dns: DnsService | null = null;
     try {
       control = Control.open(data, log);
       current = control;
@@ -147,16 +152,17 @@ async function run(args: string[]): Promise<number> {
           const rec = new Recorder(control.gateway, control.log);
           for (const f of control.connectionWatchers) rec.tracker.onChange(f);
           const timeouts = readTimeouts();
-          if (control.config.history.enabled) {
-            const h = control.config.history;
-            control.history = HistoryStore.open({ path: join(control.dataDir, "history"), maxAgeDays: h.retentionDays, maxRecords: h.maxRecords });
-          }
+          control.history = openHistory(control);
           rec.start(control.history, { onDestroy: (f) => void kernel.onDestroy((e) => f(kernelEndOf(e, timeouts))), stop: () => kernel.stop() });
           void kernel.start();
           control.recorder = rec;
         }
       }
-      else log.warn("--no-capture: no packet path; the API and the stores only");
+      else log.warn("--no-capture: no packet path; the API, the DNS resolver and the stores only");
+      if (control.config.dns.enabled) {
+        control.history ??= openHistory(control);
+        dns = await startDns(control, capture);
+      }
       if (control.config.history.enabled) {
         control.stats = new StatsHistory(control.dataDir);
         control.stats.start(control.config.history.statsIntervalS * 1000, () => control.currentStats());
@@ -172,6 +178,11 @@ async function run(args: string[]): Promise<number> {
     control.state = "stopping";
     log.info(why === "restart" ? "restarting" : "stopping");
     try {
+      if (dns !== null) {
+        control.dns = null;
+        await dns.stop();
+        if (capture && dnsInterception(control.config)) await removeInterception({ ipv6: control.config.ipv6 });
+      }
       await control.recorder?.stop();
       await control.gateway?.stop();
     } catch (err) {
@@ -187,8 +198,59 @@ async function run(args: string[]): Promise<number> {
   }
 }
 
+/** The history store (connections and the DNS query log), when history is on. */
+function openHistory(control: Control): HistoryStore | null {
+  if (!control.config.history.enabled) return null;
+  const h = control.config.history;
+  return HistoryStore.open({ path: join(control.dataDir, "history"), maxAgeDays: h.retentionDays, maxRecords: h.maxRecords });
+}
+
+function dnsInterception(c: GatewayConfig): boolean {
+  const i = c.dns.interception;
+  return c.dns.enabled && (i.redirect || i.blockDoT || i.blockDoH);
+}
+
+/**
+ * Starts the resolver. A resolver that cannot bind (port 53 taken, say) is reported and left
+ * out: the firewall keeps running, and the API says DNS is not running.
+ */
+async function startDns(control: Control, capture: boolean): Promise<DnsService | null> {
+  const c = control.config;
+  const wan = c.wanInterfaces.length > 0 ? c.wanInterfaces : await defaultRouteInterfaces();
+  let svc: DnsService;
+  try {
+    svc = await DnsService.start({
+      config: c.dns,
+      dataDir: control.dataDir,
+      log: control.log,
+      ruleset: () => control.profiles.current,
+      learn: (v, b, off, name, ttl) => void control.gateway?.engine.learnAddress(v, b, off, name, ttl),
+      history: control.history,
+      wanInterfaces: wan,
+    });
+  } catch (err) {
+    control.log.warn(`dns: not started: ${err instanceof Error ? err.message : String(err)}`);
+    return null;
+  }
+  control.profiles.onChange(() => svc.rulesetChanged(control.profiles.current));
+  control.options.onChange((key) => {
+    if (key.startsWith("dns/")) svc.applyLive(control.config.dns);
+  });
+  control.dns = svc;
+  if (capture && dnsInterception(c)) {
+    const first = (v: 4 | 6) => svc.listening.find((a) => isIP(a) === v && !a.startsWith("127.") && a !== "::1") ?? null;
+    try {
+      await installInterception({ ...c.dns.interception, target: { 4: first(4), 6: first(6) }, port: svc.port, wanInterfaces: wan, ipv6: c.ipv6 });
+      control.log.info("dns: interception on (rogue port 53 redirected, DoT/DoH refused as configured)");
+    } catch (err) {
+      control.log.warn(`dns: interception not installed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return svc;
+}
+
 async function recover(): Promise<number> {
-  const removed = await removeFirewall({ ipv6: true });
+  const removed = (await removeFirewall({ ipv6: true })) + (await removeInterception({ ipv6: true }));
   process.stdout.write(`sluice recover: ${removed} chain(s) and hook(s) removed\n`);
   return 0;
 }

@@ -18,7 +18,6 @@ import {
   F_RD,
   F_TC,
   OPT_SIZE,
-  MAX_TTLS,
   type QueryView,
   type ReplyScan,
   readU16,
@@ -165,11 +164,10 @@ export class AnswerCache {
 
 /**
  * Fills an entry with an upstream reply already checked by scanReply: keeps a copy without the
- * OPT record and with ID 0, and where its TTLs are. Returns false if the reply cannot be cached
- * (too many records); the caller then serves it once without caching.
+ * OPT record and with ID 0, and where its TTLs are. A reply with more TTL fields than the scan
+ * records is kept only to answer the queries waiting for it (it expires at once).
  */
-export function storeReply(e: CacheEntry, reply: Uint8Array, len: number, s: ReplyScan, nowMs: number, ttlS: number): boolean {
-  if (s.overflow || s.ttls > MAX_TTLS) return false;
+export function storeReply(e: CacheEntry, reply: Uint8Array, len: number, s: ReplyScan, nowMs: number, ttlS: number): void {
   let bytes: Uint8Array;
   if (s.optStart !== 0) {
     bytes = new Uint8Array(len - (s.optEnd - s.optStart));
@@ -187,15 +185,17 @@ export function storeReply(e: CacheEntry, reply: Uint8Array, len: number, s: Rep
     if (s.optStart !== 0 && p >= s.optEnd) p -= s.optEnd - s.optStart;
     at[i] = p;
     const v = ((bytes[p]! << 24) | (bytes[p + 1]! << 16) | (bytes[p + 2]! << 8) | bytes[p + 3]!) >>> 0;
-    base[i] = v > 0x7fffffff ? 0 : v;
+    // No record promises more than the entry is kept for: a client must not outlive our copy
+    // (for a negative reply this makes the SOA carry the RFC 2308 negative TTL).
+    base[i] = Math.min(v > 0x7fffffff ? 0 : v, ttlS);
+    writeU32(bytes, p, base[i]!);
   }
   e.reply = bytes;
   e.ttlAt = at;
   e.ttlBase = base;
   e.storedAt = nowMs;
-  e.expiresAt = nowMs + ttlS * 1000;
+  e.expiresAt = nowMs + (s.overflow ? 0 : ttlS * 1000);
   e.rcode = s.rcode;
-  return true;
 }
 
 /**

@@ -43,6 +43,8 @@ export interface Client {
   group: number;
   /** False while blocking is paused for it (or globally). */
   filtering: boolean;
+  /** Answer REFUSED (a client outside the LAN: sluice is no open resolver). */
+  refused: boolean;
 }
 
 /** Where a reply that could not be given at once goes when it is ready. */
@@ -87,6 +89,8 @@ export interface ResolverOptions {
   bogusPriv: boolean;
   /** Most queries waiting for upstreams at once; beyond, SERVFAIL at once. */
   maxPending: number;
+  /** More names answered NXDOMAIN here (known DoH servers when bypass prevention is on). */
+  localNxdomain: ReadonlySet<string>;
 }
 
 export const DEFAULT_RESOLVER_OPTIONS: ResolverOptions = {
@@ -101,6 +105,7 @@ export const DEFAULT_RESOLVER_OPTIONS: ResolverOptions = {
   domainNeeded: true,
   bogusPriv: true,
   maxPending: 10_000,
+  localNxdomain: new Set(),
 };
 
 export interface ResolverCounters {
@@ -112,6 +117,7 @@ export interface ResolverCounters {
   malformed: number;
   failed: number;
   overloaded: number;
+  refused: number;
 }
 
 /** Which addresses the IP -> domain table learns, and how. */
@@ -147,7 +153,7 @@ const PRIVATE_REVERSE = /(^|\.)(10|127|168\.192|(1[6-9]|2\d|3[01])\.172|254\.169
 
 export class Resolver {
   readonly cache: AnswerCache;
-  readonly counters: ResolverCounters = { queries: 0, cached: 0, forwarded: 0, blocked: 0, local: 0, malformed: 0, failed: 0, overloaded: 0 };
+  readonly counters: ResolverCounters = { queries: 0, cached: 0, forwarded: 0, blocked: 0, local: 0, malformed: 0, failed: 0, overloaded: 0, refused: 0 };
   private readonly q = new QueryView();
   private readonly q2 = new QueryView();
   private readonly scan = new ReplyScan();
@@ -193,6 +199,10 @@ export class Resolver {
       return n;
     }
 
+    if (client.refused) {
+      this.counters.refused++;
+      return writeEmpty(out, o, src, off, q, RCODE_REFUSED);
+    }
     let e = this.cache.find(src, off, q);
     if (e === null) {
       const name = nameText(src, q, off);
@@ -309,7 +319,7 @@ export class Resolver {
 
   /** RCODE for names answered here without forwarding, or -1. */
   private localAnswer(name: string, q: QueryView): number {
-    if (name === CANARY) return RCODE_NXDOMAIN;
+    if (name === CANARY || this.opts.localNxdomain.has(name)) return RCODE_NXDOMAIN;
     if (this.opts.domainNeeded && q.labels === 1 && (q.qtype === TYPE_A || q.qtype === TYPE_AAAA || q.qtype === TYPE_ANY)) return RCODE_NXDOMAIN;
     if (this.opts.bogusPriv && q.qtype === TYPE_PTR && PRIVATE_REVERSE.test(name)) return RCODE_NXDOMAIN;
     return -1;

@@ -312,7 +312,7 @@ export function writeTruncated(out: Uint8Array, o: number, src: Uint8Array, srcO
 // ---- upstream replies ----
 
 /** Most TTL fields a cached reply may carry; longer replies are served but not cached. */
-export const MAX_TTLS = 64;
+export const MAX_TTLS = 512;
 /** Most addresses of one reply fed to the IP -> domain table. */
 export const MAX_ADDRS = 32;
 

@@ -91,7 +91,7 @@ export interface FirewallOptions {
   exemptPorts: number[];
 }
 
-type Family = 4 | 6;
+export type Family = 4 | 6;
 
 const hex = (v: number) => `0x${(v >>> 0).toString(16)}`;
 
@@ -162,7 +162,8 @@ function baseChains(o: FirewallOptions, family: Family): { table: string; chain:
   ];
 }
 
-async function ipt(family: Family, args: string[]): Promise<string> {
+/** Runs iptables (4) or ip6tables (6) with a lock wait; a failure throws naming the command. */
+export async function ipt(family: Family, args: string[]): Promise<string> {
   const cmd = family === 4 ? "iptables" : "ip6tables";
   try {
     const { stdout } = await run(cmd, ["-w", "5", ...args]);
@@ -174,7 +175,8 @@ async function ipt(family: Family, args: string[]): Promise<string> {
   }
 }
 
-async function exists(family: Family, table: string, args: string[]): Promise<boolean> {
+/** Whether `iptables -t table args` succeeds (for -C and -L probes). */
+export async function exists(family: Family, table: string, args: string[]): Promise<boolean> {
   try {
     await ipt(family, ["-t", table, ...args]);
     return true;
