@@ -3,7 +3,7 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { DomainSet, EXCEPTION_WHY, normalizeDomain, parseList } from "../src/dns/lists.js";
+import { DomainSet, EXCEPTION_WHY, NameArena, normalizeDomain, parseList, prepareQuery, scanList } from "../src/dns/lists.js";
 
 describe("parsing blocklists", () => {
   it("reads a hosts file with several names per line, IPv4 and IPv6 sinks", () => {
@@ -148,6 +148,90 @@ describe("parsing blocklists", () => {
   });
 });
 
+describe("scanning list bytes", () => {
+  /** Names with their subdomain flag and tag, sorted (deferred names come last in place). */
+  function entriesOf(a: NameArena): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < a.count; i++) out.push(`${a.nameAt(i)}|${a.flags[i]}|${a.tags[i]}`);
+    return out.sort();
+  }
+
+  it("collects @@||name^ exceptions only when asked, counting them as ABP entries", () => {
+    const text = "||ads.example^\n@@||ok.ads.example^\n@@||bad name^\n";
+    const asBlock = parseList(text);
+    assert.deepEqual(asBlock.exceptions, []);
+    assert.deepEqual(asBlock.skipped.map((x) => x.why), [EXCEPTION_WHY, EXCEPTION_WHY]);
+    const asAllow = parseList(text, { exceptions: true });
+    assert.deepEqual(asAllow.exceptions, [{ name: "ok.ads.example", subdomains: true }]);
+    assert.deepEqual(asAllow.skipped.map((x) => [x.line, x.why]), [[3, "invalid character ' '"]]);
+
+    const bytes = Buffer.from(text);
+    const a = new NameArena();
+    assert.deepEqual(scanList(bytes, a, 7, a), { domains: 2, invalid: 1, abp: 2, exceptions: 1, format: "abp" });
+    assert.deepEqual(entriesOf(a), ["ads.example|1|7", "ok.ads.example|1|7"]);
+  });
+
+  it("writes names over the list text itself with the same result as into a separate arena", () => {
+    let seed = 99;
+    const rnd = (n: number): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+    const labels = ["ads", "Tracker", "bücher", "xn--bcher-kva", "пример", "a-b", "-bad", "bad-", "_srv", "münchen", "x".repeat(64), "123", "ü%"];
+    const name = (): string => {
+      let n = labels[rnd(labels.length)]!;
+      for (let k = rnd(3); k >= 0; k--) n += "." + labels[rnd(labels.length)];
+      return rnd(10) === 0 ? n + "." : n;
+    };
+    const kinds: (() => string)[] = [
+      () => name(),
+      () => `0.0.0.0 ${name()} ${name()}`,
+      () => `127.0.0.1\t${name()}`,
+      () => `||${name()}^`,
+      () => `||${name()}^$important`,
+      () => `@@||${name()}^`,
+      () => `# ${name()}`,
+      () => `${name()} # note`,
+      () => `${name()}##.ad`,
+      () => `/${name()}/`,
+      () => "",
+      () => `  ${name()}  `,
+      () => "::1 localhost ip6-localhost",
+      () => "ÿ".repeat(rnd(4)) + name(),
+    ];
+    // IDN lines back to back at the start leave no slack before the text still to be read, so
+    // their (longer) punycode forms must be deferred.
+    const lines: string[] = [];
+    for (let i = 0; i < 50; i++) lines.push("ü.ü.ü.ü");
+    for (let i = 0; i < 5000; i++) lines.push(kinds[rnd(kinds.length)]!());
+    const text = Buffer.from(lines.join(rnd(2) === 0 ? "\n" : "\r\n"));
+
+    const copy = new NameArena();
+    const c1 = scanList(text, copy, 3, copy);
+    const inPlaceText = Buffer.from(text);
+    const inPlace = NameArena.over(inPlaceText, 16);
+    const c2 = scanList(inPlaceText, inPlace, 3, inPlace, null);
+    const beforeDeferred = inPlace.count;
+    inPlace.compact();
+    assert.ok(inPlace.count > beforeDeferred, "some names were deferred");
+    assert.deepEqual(c2, c1);
+    assert.ok(c1.domains > 1000 && c1.invalid > 500, `a useful mix: ${JSON.stringify(c1)}`);
+    assert.deepEqual(entriesOf(inPlace), entriesOf(copy));
+    const parsed = parseList(text.toString("utf8"), { exceptions: true });
+    assert.deepEqual([...parsed.domains, ...parsed.exceptions.map((e) => e.name)].sort(), entriesOf(copy).map((e) => e.split("|")[0]).sort());
+    assert.throws(() => scanList(inPlaceText, NameArena.over(inPlaceText), 0, null, () => {}), RangeError);
+  });
+
+  it("scans several lists into one buffer, each in its own region", () => {
+    const a = Buffer.from("one.example\n");
+    const b = Buffer.from("0.0.0.0 two.example\n");
+    const text = Buffer.concat([a, b]);
+    const arena = NameArena.over(text);
+    const c1 = scanList(text, arena, 1, null, null, 0, a.length);
+    const c2 = scanList(text, arena, 2, null, null, a.length, text.length);
+    assert.deepEqual([c1.format, c2.format], ["plain", "hosts"]);
+    assert.deepEqual(entriesOf(arena), ["one.example|0|1", "two.example|0|2"]);
+    assert.throws(() => scanList(text, arena, 3, null, null, 0, a.length), RangeError, "cannot go back over written bytes");
+  });
+});
+
 describe("the domain set", () => {
   const set = DomainSet.build(
     parseList(
@@ -206,6 +290,26 @@ describe("the domain set", () => {
     assert.equal(s.size, 2);
     assert.equal(s.matchesSuffix("x.a.com"), "a.com");
     assert.equal(s.matchesSuffix("x.b.com"), null);
+  });
+
+  it("indexes only the lists asked for and answers a duplicate with the lowest list id", () => {
+    const arena = new NameArena();
+    arena.push("shared.example", false, 5);
+    arena.push("only5.example", false, 5);
+    arena.push("shared.example", true, 2);
+    arena.push("only9.example", false, 9);
+    const entryOf = (set: DomainSet, name: string): number => {
+      assert.ok(prepareQuery(name));
+      return set.matchPrepared();
+    };
+    const both = DomainSet.fromArena(arena, new Set([2, 5]));
+    assert.equal(both.size, 2);
+    assert.equal(both.has("only9.example"), false);
+    assert.equal(both.matchesSuffix("www.shared.example"), "shared.example", "one occurrence covers subdomains");
+    assert.equal(both.tagAt(entryOf(both, "shared.example")), 2);
+    const five = DomainSet.fromArena(arena, new Set([5]));
+    assert.equal(five.tagAt(entryOf(five, "shared.example")), 5);
+    assert.equal(five.matchesSuffix("www.shared.example"), null);
   });
 
   it("works empty and throws on names that are not domains", () => {
