@@ -21,6 +21,7 @@ import { registerSettings } from "./endpoints/settings.js";
 import { registerSystem } from "./endpoints/system.js";
 import { registerIntegration } from "./endpoints/integration.js";
 import { registerStats } from "./endpoints/stats.js";
+import { registerDns } from "./endpoints/dns.js";
 import { registerNetquery } from "../netquery/api.js";
 import { UiMount } from "./ui.js";
 import { PiholeMount } from "./pihole/mount.js";
@@ -74,6 +75,7 @@ export async function startApi(control: Control, log: Logger, opts: { host?: str
   registerSystem(deps);
   registerIntegration(deps, ui);
   registerStats(deps);
+  registerDns(deps);
   registerNetquery(registry, {
     // "main": the live view (active connections, and ended ones for ten minutes).
     main: { name: "main", rows: () => control.recorder?.tracker.values() ?? [] },
