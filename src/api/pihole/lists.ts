@@ -11,7 +11,7 @@
 // of the run (its last good copy is kept, as Pi-hole keeps it), and the summary counts them.
 
 import { PERMIT_ADMIN, PERMIT_USER } from "../permissions.js";
-import { ListStatus, type DnsFilterApi, type ListType, type UpdateReport } from "../../dns/types.js";
+import { ListStatus, type ListType } from "../../dns/types.js";
 import { allFailed, created, decodeItem, entryFields, itemsOf, noContent, nothingDeleted, ok, PiErrors, PiStream, type PiReply, type PiRequest, type Route } from "./http.js";
 
 function isListType(s: unknown): s is ListType {
@@ -75,44 +75,21 @@ function batchDelete(r: PiRequest): PiReply {
   return r.dns.filter.batchDeleteLists(items) > 0 ? noContent() : nothingDeleted();
 }
 
-/** One update at a time per filter: a second request follows the running one instead of starting another. */
-interface Run {
-  done: Promise<UpdateReport>;
-  listeners: Set<(line: string) => void>;
-}
-const runs = new WeakMap<DnsFilterApi, Run>();
-
-function startUpdate(filter: DnsFilterApi): { run: Run; joined: boolean } {
-  const running = runs.get(filter);
-  if (running) return { run: running, joined: true };
-  const listeners = new Set<(line: string) => void>();
-  const done = Promise.resolve()
-    .then(() => filter.update((line) => listeners.forEach((l) => l(line))))
-    .finally(() => runs.delete(filter));
-  const run = { done, listeners };
-  runs.set(filter, run);
-  return { run, joined: false };
-}
-
 function line(text: string): string {
   return text.endsWith("\n") ? text : text + "\n";
 }
 
+/** The filter shares one run among concurrent callers, so a second request follows the running update. */
 function gravity(r: PiRequest): PiStream {
   const filter = r.dns.filter;
   return new PiStream(async (write) => {
-    const { run, joined } = startUpdate(filter);
-    const follow = (l: string) => write(line(l));
-    run.listeners.add(follow);
-    write(joined ? "[i] A gravity update is already running; following it\n" : "[i] Gravity update started\n");
+    write("[i] Gravity update started\n");
     try {
-      const rep = await run.done;
+      const rep = await filter.update((l) => write(line(l)));
       const unavailable = rep.lists.filter((l) => l.status === ListStatus.CACHED || l.status === ListStatus.UNAVAILABLE).length;
-      return `[✓] Gravity update succeeded: ${rep.domains} domains blocked from ${rep.lists.length} lists (${unavailable} could not be downloaded), built in ${rep.buildMs} ms\n`;
+      return `[✓] Gravity update succeeded: ${rep.domains} domains blocked from ${rep.lists.length} lists (${unavailable} could not be downloaded), built in ${Math.round(rep.buildMs)} ms\n`;
     } catch (err) {
       return `[✗] Gravity update FAILED: ${err instanceof Error ? err.message : String(err)}\n`;
-    } finally {
-      run.listeners.delete(follow);
     }
   });
 }
