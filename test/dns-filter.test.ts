@@ -355,6 +355,30 @@ describe("decisions", () => {
     assert.equal(f.generation, g, "a comment changes no decision");
   });
 
+  it("rebuilds list sets on a worker thread and keeps the main thread free meanwhile", async () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 200_000; i++) lines.push(`0.0.0.0 host${i}.worker.example`);
+    const warnings: string[] = [];
+    const f = openFilter(tempDir(), { log: { info() {}, warn: (m) => warnings.push(m) } });
+    f.addLists("block", [localList(lines.join("\n"))], {});
+    let last = performance.now();
+    let longestStall = 0;
+    const timer = setInterval(() => {
+      const t = performance.now();
+      longestStall = Math.max(longestStall, t - last);
+      last = t;
+    }, 1);
+    const r = await f.update();
+    // One more tick, so a stall just before update() resolved is seen too.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    clearInterval(timer);
+    assert.deepEqual(warnings, [], "the worker built the sets");
+    assert.equal(r.domains, 200_000);
+    assert.equal(f.check("host199999.worker.example", A, 0), Decide.DENY_LIST);
+    // A build on the main thread would stall timers for all of buildMs.
+    assert.ok(longestStall < r.buildMs / 2, `timers stalled ${longestStall.toFixed(0)} ms during a ${r.buildMs.toFixed(0)} ms build`);
+  });
+
   it("takes a disabled, regrouped or deleted list out of effect without downloading it again", async () => {
     const file = join(tempDir(), "l.txt");
     writeFileSync(file, "||gone.example^\n");
@@ -486,8 +510,12 @@ describe("list updates over HTTP", () => {
       lists: 3,
     });
 
-    // A restart rebuilds from the copies without asking the network.
+    // A restart rebuilds from the copies without asking the network, and drops what a crash
+    // could have left in the copies folder.
+    writeFileSync(join(dir, "lists", "1.txt.part"), "half a download");
+    writeFileSync(join(dir, "lists", "99.txt"), "||orphan.example^\n");
     const g = openFilter(dir, { fetch: () => Promise.reject(new Error("no network at startup")) });
+    assert.deepEqual(readdirSync(join(dir, "lists")).sort(), ["1.txt", "2.txt"]);
     assert.equal(g.check("one.example", A, 0), Decide.DENY_LIST);
     assert.equal(g.check("three.example", A, 0), Decide.DENY_LIST);
     assert.deepEqual(g.listLists({}).map((l) => l.status), [ListStatus.CACHED, ListStatus.CACHED, ListStatus.UNAVAILABLE]);

@@ -2,6 +2,8 @@
 // how much RSS it adds, how long a restart takes to rebuild from the local copy, and what a
 // check() that misses costs with a handful of regexes in place.
 // Run: node --expose-gc dist/bench/dns/lists.js   (BENCH_DNS_NAMES, default 1000000)
+// rss_mb is the growth once the load settled; rss_peak_mb the highest RSS seen during it (the
+// worker's transient arrays included), both against the RSS before opening the filter.
 // Output: JSON lines {"bench":"dns","case":...}; progress on stderr.
 
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
@@ -19,6 +21,7 @@ const MB = 1024 * 1024;
 const MISS_POOL = 4096;
 const A = 1;
 const WRITE_SLICE = 10_000;
+const RSS_SAMPLE_MS = 5;
 /** Regexes in the style of popular Pi-hole regex lists, none matching the miss names. */
 const REGEXES = [
   "^ad([sxv]?[0-9]*|system)[_.-]([^.[:space:]]+\\.){1,}|[_.-]ad([sxv]?[0-9]*|system)[_.-]",
@@ -56,13 +59,35 @@ async function main(): Promise<void> {
     const rss0 = rssMb();
     const f = DnsFilter.open(data);
     f.addLists("block", [pathToFileURL(listFile).href], {});
+    // The build runs on a worker thread, so the main thread is free to sample the peak.
+    let peak = rss0;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss() / MB)), RSS_SAMPLE_MS);
     const t0 = performance.now();
     const report = await f.update();
     const ms = performance.now() - t0;
+    clearInterval(sampler);
     await new Promise((r) => setTimeout(r, 100));
     const rss1 = rssMb();
-    process.stderr.write(`update(): ${ms.toFixed(0)} ms total, build ${report.buildMs.toFixed(0)} ms, RSS +${(rss1 - rss0).toFixed(0)} MB\n`);
-    emit({ bench: "dns", case: "list_load_1m", ms: round(ms, 1), build_ms: round(report.buildMs, 1), rss_mb: round(rss1 - rss0, 1), domains: report.domains });
+    process.stderr.write(`update(): ${ms.toFixed(0)} ms total, build ${report.buildMs.toFixed(0)} ms, RSS +${(rss1 - rss0).toFixed(0)} MB (peak +${(peak - rss0).toFixed(0)} MB)\n`);
+    emit({
+      bench: "dns",
+      case: "list_load_1m",
+      ms: round(ms, 1),
+      build_ms: round(report.buildMs, 1),
+      rss_mb: round(rss1 - rss0, 1),
+      rss_peak_mb: round(peak - rss0, 1),
+      domains: report.domains,
+    });
+
+    // The same list again: the old sets stay live until the new ones are swapped in.
+    await new Promise((r) => setTimeout(r, 100));
+    const rss2 = rssMb();
+    let peak2 = rss2;
+    const sampler2 = setInterval(() => (peak2 = Math.max(peak2, process.memoryUsage.rss() / MB)), RSS_SAMPLE_MS);
+    f.putList("block", pathToFileURL(listFile).href, { groups: [0, 1] });
+    await f.idle();
+    clearInterval(sampler2);
+    emit({ bench: "dns", case: "list_rebuild_1m", rss_peak_mb: round(peak2 - rss0, 1), rss_mb: round(rssMb() - rss0, 1) });
 
     const t1 = performance.now();
     const g = DnsFilter.open(data);

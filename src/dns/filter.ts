@@ -1,6 +1,8 @@
 // The DNS resolver's blocking brain, with Pi-hole's semantics: exact and regex allow/deny
 // entries, subscribed block ("gravity") and allow ("antigravity") lists, per-group application,
-// and one decision per query in Pi-hole's order (allow always beats deny).
+// and one decision per query in Pi-hole's order: exact allow, regex allow, exact deny, allow
+// lists, block lists, regex deny. Allow beats deny, except that a user's exact deny entry
+// outranks a subscribed allow list, as in FTL.
 //
 // Layout on disk (`dir`, e.g. data/dns):
 //   filter.json       entries, list subscriptions, download metadata; written atomically
@@ -11,14 +13,26 @@
 // Hot path: check() touches only prebuilt per-group views (two Maps, two regex arrays, two
 // DomainSets) and allocates nothing. Every change builds new views and swaps them in with one
 // assignment, so a query sees either the old decision structures or the new ones, never a mix.
+// List sets are rebuilt on a short-lived worker thread (the arrays come back by transfer), so
+// a million-name rebuild does not hold up queries; only open() builds on the calling thread.
 
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { open as openFile, rm } from "node:fs/promises";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { domainToUnicode, fileURLToPath } from "node:url";
-import { DomainSet, NameArena, normalizeDomain, prepareQuery, scanList } from "./lists.js";
+import { Worker } from "node:worker_threads";
+import {
+  buildListSets,
+  DomainSet,
+  normalizeDomain,
+  prepareQuery,
+  unpackListBuild,
+  type ListBuild,
+  type ListBuildJob,
+  type ListSource,
+} from "./lists.js";
 import {
   Decide,
   DEFAULT_GROUP,
@@ -53,6 +67,11 @@ export interface DnsFilterOptions {
   /** Per-list download time limit (default 60 s). */
   downloadTimeoutMs?: number;
   log?: FilterLog;
+  /**
+   * Rebuild list sets on a worker thread (default true), so a 1M-name rebuild does not stall
+   * the resolver for the second it takes; open() always builds on the calling thread.
+   */
+  buildInWorker?: boolean;
 }
 
 const STATE_FILE = "filter.json";
@@ -70,7 +89,6 @@ const QUOTED_PREFIX = 64;
 /** POSIX RE_DUP_MAX: the largest count in `{n,m}`. */
 const MAX_REPEAT = 255;
 const MS_PER_S = 1000;
-const LF = 10;
 /** Read size for local (file://) lists. */
 const FILE_CHUNK = 1 << 20;
 /** Pi-hole's messages for its UNIQUE(domain, type) and UNIQUE(address, type) constraints. */
@@ -526,6 +544,37 @@ interface ListSets {
 
 const EMPTY_SETS: ListSets = { grav: DomainSet.EMPTY, anti: DomainSet.EMPTY };
 
+/** A build job and how its sets map back to groups. */
+interface BuildPlan {
+  job: ListBuildJob;
+  /** Per group: the index of its block and allow set in the build. */
+  perGroup: Map<number, { block: number; allow: number }>;
+  /** Index of the set over all block lists. */
+  union: number;
+}
+
+/** The compiled lists module, which the build worker imports. */
+const LISTS_MODULE = new URL("./lists.js", import.meta.url).href;
+// An eval'd CommonJS script keeps the worker free of any file of its own; it imports the lists
+// module, builds, and hands the arrays back by transfer.
+const BUILD_WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+import(workerData.module).then((m) => {
+  const { message, transfer } = m.buildListSetsMessage(workerData.job);
+  parentPort.postMessage(message, transfer);
+});
+`;
+
+function buildInWorker(job: ListBuildJob): Promise<ListBuild> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(BUILD_WORKER_SOURCE, { eval: true, workerData: { module: LISTS_MODULE, job } });
+    w.once("message", (m) => resolve(unpackListBuild(m)));
+    w.once("error", reject);
+    // After a message this is a no-op; without one it is the failure.
+    w.once("exit", (code) => reject(new Error(`exited with code ${code} before answering`)));
+  });
+}
+
 function emptyView(sets: ListSets): View {
   return { allowExact: new Map(), allowRegex: [], denyExact: new Map(), denyRegex: [], anti: sets.anti, grav: sets.grav };
 }
@@ -625,13 +674,16 @@ export class DnsFilter implements DnsFilterApi {
   private readonly rules = new Map<number, Rule>();
   private running: Promise<UpdateReport> | null = null;
   private progressSinks: ((line: string) => void)[] = [];
-  private rebuild: Promise<void> | null = null;
+  private rebuildLoop: Promise<void> | null = null;
+  private rebuildWanted = false;
+  private lastBuildMs = 0;
 
   private readonly fetchImpl: typeof fetch;
   private readonly now: () => number;
   private readonly maxListBytes: number;
   private readonly timeoutMs: number;
   private readonly log: FilterLog;
+  private readonly buildInWorker: boolean;
 
   private constructor(
     private readonly dir: string,
@@ -643,6 +695,7 @@ export class DnsFilter implements DnsFilterApi {
     this.maxListBytes = opts.maxListBytes ?? DEFAULT_MAX_LIST_BYTES;
     this.timeoutMs = opts.downloadTimeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS;
     this.log = opts.log ?? SILENT;
+    this.buildInWorker = opts.buildInWorker ?? true;
   }
 
   /**
@@ -664,8 +717,11 @@ export class DnsFilter implements DnsFilterApi {
       state = { version: STATE_VERSION, nextDomainId: 1, nextListId: 1, lastUpdate: 0, domains: [], lists: [] };
     }
     const f = new DnsFilter(dir, state, opts);
+    f.removeStrayCopies();
     for (const d of state.domains) if (d.kind === "regex") f.compileRule(d);
-    f.buildListSets(null);
+    // Synchronous on purpose: the resolver should not answer before the lists apply.
+    const plan = f.planBuild();
+    f.applyBuild(plan, buildListSets(plan.job));
     f.compose();
     return f;
   }
@@ -933,7 +989,7 @@ export class DnsFilter implements DnsFilterApi {
     if (fields.groups !== undefined) row.groups = checkGroups(fields.groups);
     row.date_modified = now;
     this.save();
-    if (before !== `${row.enabled}|${row.groups.join(",")}`) this.scheduleRebuild();
+    if (before !== `${row.enabled}|${row.groups.join(",")}`) void this.requestRebuild();
     return publicList(row);
   }
 
@@ -941,7 +997,7 @@ export class DnsFilter implements DnsFilterApi {
     const deleted = this.removeList(type, address.trim());
     if (deleted) {
       this.save();
-      this.scheduleRebuild();
+      void this.requestRebuild();
     }
     return deleted;
   }
@@ -951,7 +1007,7 @@ export class DnsFilter implements DnsFilterApi {
     for (const it of items) if (this.removeList(it.type, it.item.trim())) n++;
     if (n > 0) {
       this.save();
-      this.scheduleRebuild();
+      void this.requestRebuild();
     }
     return n;
   }
@@ -990,32 +1046,14 @@ export class DnsFilter implements DnsFilterApi {
   }
 
   /**
-   * Resolves when list changes made so far are in effect (the sets are rebuilt from local
-   * copies in the background after a list is disabled, regrouped or deleted) and no update runs.
+   * Resolves when list changes made so far are in effect (after a list is disabled, regrouped
+   * or deleted, the sets are rebuilt from the local copies in the background) and no update runs.
    */
   async idle(): Promise<void> {
-    while (this.rebuild !== null || this.running !== null) {
+    while (this.rebuildLoop !== null || this.running !== null) {
       // A failed update is its caller's to report; here it only means "no longer running".
-      await (this.rebuild ?? this.running)!.catch(() => {});
+      await (this.rebuildLoop ?? this.running)!.catch(() => {});
     }
-  }
-
-  private scheduleRebuild(): void {
-    if (this.rebuild !== null) return;
-    // Coalesces a burst of list edits into one rebuild, after the current API call returns.
-    this.rebuild = new Promise((resolve) => {
-      setImmediate(() => {
-        this.rebuild = null;
-        try {
-          this.buildListSets(null);
-          this.save();
-          this.compose();
-        } catch (e) {
-          this.log.warn(`dns filter: rebuilding the list sets failed: ${(e as Error).message}`);
-        }
-        resolve();
-      });
-    });
   }
 
   // --- update (gravity run) ------------------------------------------------------------------
@@ -1081,12 +1119,15 @@ export class DnsFilter implements DnsFilterApi {
     }
 
     this.say("  [i] Building the list sets");
-    const t0 = performance.now();
-    this.buildListSets((l) => this.say(`  [✓] ${l.address}: ${l.number} domains (${l.abp_entries} ABP-style), ${l.invalid_domains} invalid`));
-    const buildMs = performance.now() - t0;
+    await this.requestRebuild();
+    const buildMs = this.lastBuildMs;
     this.state.lastUpdate = now;
     this.save();
-    this.compose();
+    for (const l of lists) {
+      if (l.status !== ListStatus.UNAVAILABLE && this.state.lists.includes(l)) {
+        this.say(`  [✓] ${l.address}: ${l.number} domains (${l.abp_entries} ABP-style), ${l.invalid_domains} invalid`);
+      }
+    }
     this.say(`  [✓] ${this.gravityCount} distinct domains on block lists (built in ${Math.round(buildMs)} ms)`);
 
     const reports: ListUpdate[] = lists
@@ -1187,79 +1228,96 @@ export class DnsFilter implements DnsFilterApi {
   // --- building ------------------------------------------------------------------------------
 
   /**
-   * Parses every enabled list's local copy into one arena per list type, then builds one
-   * DomainSet per distinct combination of lists that some group sees (groups seeing the same
-   * lists share a set, and every set shares its arena's bytes). Updates the lists' counts.
+   * What to build: one DomainSet per distinct combination of lists that some group sees (groups
+   * seeing the same lists share a set, and every set shares its type's arena), plus the union of
+   * all block lists for the gravity count.
    */
-  private buildListSets(report: ((l: StoredList) => void) | null): void {
-    const enabled = this.state.lists.filter((l) => l.enabled).sort((a, b) => a.id - b.id);
-    const parsed = new Set<number>();
-    const arenas: Record<ListType, NameArena> = {
-      block: this.parseCopies(enabled.filter((l) => l.type === "block"), parsed, report),
-      allow: this.parseCopies(enabled.filter((l) => l.type === "allow"), parsed, report),
-    };
-    const withCopy = enabled.filter((l) => parsed.has(l.id));
-    const cache = new Map<string, DomainSet>();
-    const setFor = (type: ListType, ids: number[]): DomainSet => {
-      const key = `${type}:${ids.join(",")}`;
-      let set = cache.get(key);
-      if (set === undefined) {
-        const everyList = ids.length === withCopy.filter((l) => l.type === type).length;
-        if (ids.length === 0) set = DomainSet.EMPTY;
-        else set = everyList ? DomainSet.fromArena(arenas[type]) : DomainSet.fromArena(arenas[type], new Set(ids));
-        cache.set(key, set);
+  private planBuild(): BuildPlan {
+    const enabled = this.state.lists.filter((l) => l.enabled && existsSync(this.copyPath(l.id))).sort((a, b) => a.id - b.id);
+    const sets: Record<ListType, number[][]> = { block: [], allow: [] };
+    const known: Record<ListType, Map<string, number>> = { block: new Map(), allow: new Map() };
+    const combo = (type: ListType, ids: number[]): number => {
+      const key = ids.join(",");
+      let i = known[type].get(key);
+      if (i === undefined) {
+        i = sets[type].push(ids) - 1;
+        known[type].set(key, i);
       }
-      return set;
+      return i;
     };
     const groups = new Set<number>([DEFAULT_GROUP]);
-    for (const l of withCopy) for (const g of l.groups) groups.add(g);
-    const sets = new Map<number, ListSets>();
+    for (const l of enabled) for (const g of l.groups) groups.add(g);
+    const perGroup = new Map<number, { block: number; allow: number }>();
     for (const g of groups) {
-      const of = (type: ListType): number[] => withCopy.filter((l) => l.type === type && l.groups.includes(g)).map((l) => l.id);
-      sets.set(g, { grav: setFor("block", of("block")), anti: setFor("allow", of("allow")) });
+      const of = (type: ListType): number[] => enabled.filter((l) => l.type === type && l.groups.includes(g)).map((l) => l.id);
+      perGroup.set(g, { block: combo("block", of("block")), allow: combo("allow", of("allow")) });
     }
-    // Distinct names over all block lists; usually the same set group 0 already has.
-    this.gravityCount = setFor("block", withCopy.filter((l) => l.type === "block").map((l) => l.id)).size;
+    const union = combo("block", enabled.filter((l) => l.type === "block").map((l) => l.id));
+    const source = (type: ListType): ListSource[] =>
+      enabled.filter((l) => l.type === type).map((l) => ({ id: l.id, path: this.copyPath(l.id) }));
+    return { job: { block: source("block"), allow: source("allow"), blockSets: sets.block, allowSets: sets.allow }, perGroup, union };
+  }
+
+  /** Takes a finished build: list counts, the per-group sets, the gravity count. */
+  private applyBuild(plan: BuildPlan, build: ListBuild): void {
+    for (const [id, c] of build.counts) {
+      // A list deleted while the build ran has no row to update.
+      const l = this.state.lists.find((x) => x.id === id);
+      if (l === undefined) continue;
+      l.number = c.domains;
+      l.invalid_domains = c.invalid;
+      l.abp_entries = c.abp;
+    }
+    for (const [id, message] of build.errors) this.log.warn(`dns filter: cannot read the copy of list ${id}: ${message}`);
+    const sets = new Map<number, ListSets>();
+    for (const [g, i] of plan.perGroup) sets.set(g, { grav: build.block[i.block]!, anti: build.allow[i.allow]! });
     this.listSets = sets;
+    this.gravityCount = build.block[plan.union]!.size;
   }
 
   /**
-   * Reads the local copies of `lists` (one type) into one buffer and scans them in place, so
-   * the names end up compacted at its front and no second copy of the text is made.
+   * Rebuilds the list sets from the local copies and swaps them in. Requests made while a build
+   * runs are served by one more build after it, so the last one always sees the latest lists.
    */
-  private parseCopies(lists: StoredList[], parsed: Set<number>, report: ((l: StoredList) => void) | null): NameArena {
-    const files: { l: StoredList; size: number }[] = [];
-    for (const l of lists) {
-      try {
-        files.push({ l, size: statSync(this.copyPath(l.id)).size });
-      } catch {
-        // No copy yet (never downloaded, or unavailable): nothing to parse.
-      }
+  private requestRebuild(): Promise<void> {
+    this.rebuildWanted = true;
+    if (this.rebuildLoop === null) {
+      this.rebuildLoop = (async () => {
+        // Edits made in the same turn (a batch delete, several PUTs) share one build.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        while (this.rebuildWanted) {
+          this.rebuildWanted = false;
+          try {
+            await this.rebuild();
+          } catch (e) {
+            this.log.warn(`dns filter: rebuilding the list sets failed: ${(e as Error).message}`);
+          }
+        }
+      })().finally(() => {
+        this.rebuildLoop = null;
+      });
     }
-    const text = Buffer.allocUnsafeSlow(files.reduce((s, f) => s + f.size, 0));
-    const regions: { l: StoredList; from: number; to: number }[] = [];
-    let off = 0;
-    for (const f of files) {
+    return this.rebuildLoop;
+  }
+
+  private async rebuild(): Promise<void> {
+    const plan = this.planBuild();
+    const t0 = performance.now();
+    let build: ListBuild;
+    if (this.buildInWorker) {
       try {
-        const n = readInto(this.copyPath(f.l.id), text, off, f.size);
-        regions.push({ l: f.l, from: off, to: off + n });
-        off += n;
+        build = await buildInWorker(plan.job);
       } catch (e) {
-        this.log.warn(`dns filter: cannot read the copy of ${f.l.address}: ${(e as Error).message}`);
+        this.log.warn(`dns filter: list build worker failed (${(e as Error).message}); building on the main thread`);
+        build = buildListSets(plan.job);
       }
+    } else {
+      build = buildListSets(plan.job);
     }
-    const arena = NameArena.over(text, countLines(text, off));
-    for (const r of regions) {
-      // In an allow list, `@@||name^` means what `||name^` does: allow the name and below.
-      const c = scanList(text, arena, r.l.id, r.l.type === "allow" ? arena : null, null, r.from, r.to);
-      r.l.number = c.domains;
-      r.l.invalid_domains = c.invalid;
-      r.l.abp_entries = c.abp;
-      parsed.add(r.l.id);
-      report?.(r.l);
-    }
-    arena.compact();
-    return arena;
+    this.lastBuildMs = performance.now() - t0;
+    this.applyBuild(plan, build);
+    this.save();
+    this.compose();
   }
 
   /** Builds the per-group views from the entries and list sets, and swaps them in. */
@@ -1303,6 +1361,14 @@ export class DnsFilter implements DnsFilterApi {
     return (this.views.get(group) ?? this.noView).grav;
   }
 
+  /** Drops half-written downloads and copies of lists no longer subscribed (left by a crash). */
+  private removeStrayCopies(): void {
+    const keep = new Set(this.state.lists.map((l) => `${l.id}.txt`));
+    for (const name of readdirSync(join(this.dir, LISTS_DIR))) {
+      if (!keep.has(name)) rmSync(join(this.dir, LISTS_DIR, name), { force: true, recursive: true });
+    }
+  }
+
   private copyPath(id: number): string {
     return join(this.dir, LISTS_DIR, `${id}.txt`);
   }
@@ -1324,29 +1390,6 @@ export class DnsFilter implements DnsFilterApi {
     }
     renameSync(tmp, file);
   }
-}
-
-/** Reads up to `size` bytes of `file` into buf[off..]; returns how many were read. */
-function readInto(file: string, buf: Buffer, off: number, size: number): number {
-  const fd = openSync(file, "r");
-  try {
-    let n = 0;
-    while (n < size) {
-      const r = readSync(fd, buf, off + n, size - n, null);
-      if (r === 0) break;
-      n += r;
-    }
-    return n;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Lines in buf[0..end), to size the entry arrays once (hosts lines with several names are rare). */
-function countLines(buf: Buffer, end: number): number {
-  let n = 1;
-  for (let i = buf.indexOf(LF); i >= 0 && i < end; i = buf.indexOf(LF, i + 1)) n++;
-  return n;
 }
 
 async function* readChunks(file: string): AsyncIterable<Uint8Array> {
