@@ -14,6 +14,14 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { ConnRecord } from "../flow/types.js";
 import { decodeRow } from "./codec.js";
+import {
+  QLOG_KEY_MAX,
+  clearQueryLogJob,
+  lastQueryLogId,
+  lastQueryLogKey,
+  pruneQueryLogJob,
+  queryLogRows,
+} from "./dnslog.js";
 import { clearAllJob, clearProfilesJob, pruneJob, KEY_MIN, type ClearCursor } from "./retention.js";
 import { ALL_MINUTES, RollupCache, minuteIndex, minuteSet, setMinute, type RankedName } from "./rollups.js";
 import {
@@ -24,6 +32,8 @@ import {
   DAY_MS,
   HOUR_MS,
   MINUTE_MS,
+  QK_FIRST_ID,
+  QK_LAST_ID,
   ROLL_DEVICE,
   ROLL_DOMAIN,
   ROLL_TOTAL,
@@ -34,12 +44,15 @@ import {
   isBlocked,
   minuteOf,
   openDbs,
+  qlogRowsOf,
+  queryLogBytes,
   scanRows,
   usedBytes,
   type Agg,
   type ConnKey,
   type DevKey,
   type HistoryDbs,
+  type QLogKey,
   type RollKey,
   type RollKind,
 } from "./schema.js";
@@ -51,6 +64,11 @@ export const DEFAULT_RETENTION_INTERVAL_MS = 60_000;
  * it: ~2000 keys): short write transactions, with ingest batches running in between.
  */
 export const DEFAULT_PRUNE_BATCH = 500;
+/**
+ * Query-log blocks deleted per retention transaction. A block is one LMDB key (its value spans a
+ * few overflow pages), so this is about as much work as DEFAULT_PRUNE_BATCH rows.
+ */
+export const DEFAULT_QUERY_LOG_PRUNE_BLOCKS = 256;
 /** Hours of rollups kept in memory: a day for "last 24 h" plus the hours at both edges. */
 export const DEFAULT_ROLLUP_CACHE_HOURS = 26;
 /** Rows a search looks at before it gives up (and says so); ~1-2 s on a slow 2-core box. */
@@ -68,6 +86,8 @@ export interface HistoryOptions extends WriterOptions {
   path: string;
   /** Rows older than this many days are pruned (unset or 0: no age limit). */
   maxAgeDays?: number;
+  /** DNS query-log blocks whose newest query is older than this many days are pruned (default: maxAgeDays). */
+  queryLogMaxAgeDays?: number;
   /** At most this many rows are kept (oldest go first). */
   maxRecords?: number;
   /** Live pages of all tables stay under this many bytes (the file keeps its high-water mark; freed pages are reused). */
@@ -120,6 +140,8 @@ export interface SearchResult {
 
 export interface RetentionResult {
   deleted: number;
+  /** DNS query-log rows deleted (whole blocks). */
+  queryRowsDeleted: number;
   records: number;
   usedBytes: number;
 }
@@ -130,6 +152,9 @@ export interface DiskStats {
   usedBytes: number;
   /** Size of data.mdb (its high-water mark). */
   fileBytes: number;
+  /** DNS query-log rows, and bytes in its live pages (not part of usedBytes). */
+  queryLogRows: number;
+  queryLogBytes: number;
 }
 
 export interface VerifyReport {
@@ -138,6 +163,8 @@ export interface VerifyReport {
   byDevice: number;
   blocked: number;
   rollupEntries: number;
+  /** DNS query-log blocks (their rows must add up to the stored row count, ids never overlapping). */
+  queryBlocks: number;
   /** Everything that disagrees with a recount from the main table (empty when consistent). */
   problems: string[];
 }
@@ -159,7 +186,7 @@ export class HistoryStore {
     this.rollups = new RollupCache(dbs, opts.rollupCacheHours ?? DEFAULT_ROLLUP_CACHE_HOURS);
     this.writer = new HistoryWriter(dbs, this.rollups, opts);
     const every = opts.retentionIntervalMs ?? DEFAULT_RETENTION_INTERVAL_MS;
-    const limited = Boolean(opts.maxAgeDays || opts.maxRecords || opts.maxBytes);
+    const limited = Boolean(opts.maxAgeDays || opts.maxRecords || opts.maxBytes || opts.queryLogMaxAgeDays);
     if (every > 0 && limited) {
       this.retentionTimer = setInterval(() => {
         this.cleanup().catch(() => undefined); // counted in writer.counters.errors
@@ -333,6 +360,53 @@ export class HistoryStore {
     return connCount(this.dbs);
   }
 
+  /** Shorthand for writer.pushQueryBlock: an encoded DNS query-log block (dnslog.ts), in id order. */
+  pushQueryBlock(key: QLogKey, value: Buffer): boolean {
+    return this.writer.pushQueryBlock(key, value);
+  }
+
+  /**
+   * Committed query-log blocks with firstId <= beforeOrAt, newest first (oldest first with
+   * reverse = false, from the start). Values are raw bytes for decodeQueryBlock; the iteration is
+   * lazy, so a caller that stops early reads no more.
+   */
+  queryLogBlocks(reverse = true, beforeOrAt = Infinity): Iterable<{ key: QLogKey; value: Buffer }> {
+    const start = Number.isFinite(beforeOrAt) ? [Math.floor(beforeOrAt) + 1] : QLOG_KEY_MAX;
+    const range = reverse ? this.dbs.dnslog.getRange({ start, reverse: true }) : this.dbs.dnslog.getRange({});
+    return range as Iterable<{ key: QLogKey; value: Buffer }>;
+  }
+
+  /** Committed query-log keys, newest first: counting and skipping without reading blocks. */
+  queryLogKeys(): Iterable<QLogKey> {
+    return this.dbs.dnslog.getKeys({ start: QLOG_KEY_MAX, reverse: true }) as Iterable<QLogKey>;
+  }
+
+  /** The newest committed query-log key. */
+  queryLogLastKey(): QLogKey | undefined {
+    return lastQueryLogKey(this.dbs);
+  }
+
+  /** Committed query-log rows (O(1)). */
+  queryLogRows(): number {
+    return queryLogRows(this.dbs);
+  }
+
+  /** Largest query id ever committed (0 if none); survives clearQueryLog. */
+  queryLogMaxId(): number {
+    return lastQueryLogId(this.dbs);
+  }
+
+  /**
+   * Deletes the DNS query log up to id `upToId` (default: everything pushed so far), including
+   * blocks not yet committed; resolves with the rows deleted. Blocks pushed after the call stay.
+   */
+  async clearQueryLog(upToId?: number): Promise<number> {
+    const bound = upToId ?? this.writer.queryLogState.pushedMaxId;
+    const dropped = this.writer.dropQueryBlocks(bound);
+    const r = await this.writer.maintain(clearQueryLogJob(bound));
+    return (r.queryRows ?? 0) + dropped;
+  }
+
   /**
    * Per-bucket totals of rows by start time, zero-filled, for charts. Buckets are aligned to
    * multiples of bucketMs since the epoch and the first one is counted whole (from its aligned
@@ -420,6 +494,7 @@ export class HistoryStore {
 
   private async runRetention(): Promise<RetentionResult> {
     const { maxAgeDays, maxRecords, maxBytes } = this.opts;
+    const qlogAgeDays = this.opts.queryLogMaxAgeDays ?? maxAgeDays;
     const batch = this.opts.pruneBatch ?? DEFAULT_PRUNE_BATCH;
     let deleted = 0;
     let sizeTarget = -1;
@@ -440,7 +515,15 @@ export class HistoryStore {
       if (r.records === 0) break;
       await yieldTurn();
     }
-    return { deleted, records: this.count(), usedBytes: usedBytes(this.dbs) };
+    let queryRowsDeleted = 0;
+    while (qlogAgeDays && !this.closed) {
+      const cutoff = this.now() - qlogAgeDays * DAY_MS;
+      const r = await this.writer.maintain(pruneQueryLogJob(cutoff, DEFAULT_QUERY_LOG_PRUNE_BLOCKS));
+      queryRowsDeleted += r.queryRows ?? 0;
+      if ((r.queryBlocks?.length ?? 0) === 0) break;
+      await yieldTurn();
+    }
+    return { deleted, queryRowsDeleted, records: this.count(), usedBytes: usedBytes(this.dbs) };
   }
 
   /** Sizes for monitoring and the benchmark. */
@@ -451,7 +534,13 @@ export class HistoryStore {
     } catch {
       fileBytes = 0;
     }
-    return { records: this.count(), usedBytes: usedBytes(this.dbs), fileBytes };
+    return {
+      records: this.count(),
+      usedBytes: usedBytes(this.dbs),
+      fileBytes,
+      queryLogRows: this.queryLogRows(),
+      queryLogBytes: queryLogBytes(this.dbs),
+    };
   }
 
   /**
@@ -536,7 +625,21 @@ export class HistoryStore {
       expectRoll.delete(s);
     }
     for (const s of expectRoll.keys()) note(`rollup ${s} missing`);
-    return { records, byId, byDevice, blocked, rollupEntries, problems };
+    let queryBlocks = 0;
+    let queryRows = 0;
+    let lastId = 0;
+    for (const k of dbs.dnslog.getKeys({ snapshot: true })) {
+      const key = k as QLogKey;
+      queryBlocks++;
+      queryRows += qlogRowsOf(key);
+      if (key[QK_FIRST_ID] <= lastId || key[QK_LAST_ID] < key[QK_FIRST_ID]) {
+        note(`query block ${JSON.stringify(key)} overlaps ids up to ${lastId}`);
+      }
+      lastId = key[QK_LAST_ID];
+    }
+    if (queryRows !== this.queryLogRows()) note(`query log blocks hold ${queryRows} rows, meta says ${this.queryLogRows()}`);
+    if (lastId > this.queryLogMaxId()) note(`query log block ids reach ${lastId}, meta says ${this.queryLogMaxId()}`);
+    return { records, byId, byDevice, blocked, rollupEntries, queryBlocks, problems };
   }
 
   /** Commits what is pending, stops retention and closes the environment. */

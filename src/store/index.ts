@@ -1,9 +1,11 @@
-// The history store's public surface: open a HistoryStore, push ConnRecords into its writer, query.
+// The history store's public surface: open a HistoryStore, push ConnRecords into its writer, query;
+// and the DNS query log's lane (blocks encoded by dnslog.ts, written through the same writer).
 // Everything else in src/store is internal layout and machinery.
 
 export {
   HistoryStore,
   DEFAULT_PRUNE_BATCH,
+  DEFAULT_QUERY_LOG_PRUNE_BLOCKS,
   DEFAULT_RETENTION_INTERVAL_MS,
   DEFAULT_ROLLUP_CACHE_HOURS,
   DEFAULT_SEARCH_MAX_SCAN,
@@ -24,6 +26,7 @@ export {
   DEFAULT_BATCH_MS,
   DEFAULT_BATCH_RECORDS,
   DEFAULT_MAX_PENDING,
+  DEFAULT_MAX_PENDING_QUERY_ROWS,
   type CommitInfo,
   type LiveEntry,
   type MaintJob,
@@ -32,4 +35,22 @@ export {
   type WriterCounters,
   type WriterOptions,
 } from "./writer.js";
-export { contributionOf, isBlocked, type Contribution } from "./schema.js";
+export {
+  contributionOf,
+  isBlocked,
+  qlogRowsOf,
+  QK_FIRST_ID,
+  QK_LAST_ID,
+  QK_MAX_TIME,
+  QK_MIN_TIME,
+  QK_PREFIX_MAX,
+  type Contribution,
+  type QLogKey,
+} from "./schema.js";
+export {
+  decodeQueryBlock,
+  encodeQueryBlock,
+  QBLOCK_MAX_ROWS,
+  QBLOCK_ROW_BYTES,
+  type QueryBlockCols,
+} from "./dnslog.js";

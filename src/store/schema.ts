@@ -33,6 +33,25 @@ export type DevKey = [string, number, string];
 export type RollKey = [RollKind, number, string | number];
 
 /**
+ * DNS query-log block key (the dnslog table): [firstId, lastId, minTime, maxTime, prefixMaxTime].
+ * Blocks hold consecutive query ids, so ordering by firstId is ordering by arrival; the times are
+ * carried in the key so scans can skip a block, or stop, without reading its value. prefixMaxTime
+ * is the newest time in this block or any block before it: it never decreases along the table,
+ * so a backwards scan for rows at or after `from` may stop at the first block whose prefixMaxTime
+ * is older, even when the resolver logged some queries out of time order.
+ */
+export type QLogKey = [number, number, number, number, number];
+export const QK_FIRST_ID = 0;
+export const QK_LAST_ID = 1;
+export const QK_MIN_TIME = 2;
+export const QK_MAX_TIME = 3;
+export const QK_PREFIX_MAX = 4;
+/** Rows of a query-log block (ids are consecutive within a block). */
+export function qlogRowsOf(k: QLogKey): number {
+  return k[QK_LAST_ID] - k[QK_FIRST_ID] + 1;
+}
+
+/**
  * Rollup kinds. Domains and devices are bucketed per hour (a unit is one hour of one kind: all names
  * seen that hour); totals ("t") are per minute, grouped in hour units too so they share the cache.
  */
@@ -144,6 +163,11 @@ export interface HistoryDbs {
   roll: Database<RollValue, RollKey>;
   /** Small settings: schema version, and the batch sequence stamp (as an lmdb entry version). */
   meta: Database<unknown, string>;
+  /**
+   * The DNS query log: QLogKey -> one columnar block (src/store/dnslog.ts). Created on first open,
+   * so a store written by an older build opens unchanged (no schema bump).
+   */
+  dnslog: Database<Buffer, QLogKey>;
 }
 
 export const EMPTY = Buffer.alloc(0);
@@ -169,7 +193,8 @@ export function openDbs(opts: OpenDbsOptions): HistoryDbs {
   const blk = root.openDB<Buffer, ConnKey>({ name: "blk", encoding: "binary" });
   const roll = root.openDB<RollValue, RollKey>({ name: "roll", encoding: "msgpack" });
   const meta = root.openDB<unknown, string>({ name: "meta", encoding: "msgpack", useVersions: true });
-  return { root, conn, scan, byId, dev, blk, roll, meta };
+  const dnslog = root.openDB<Buffer, QLogKey>({ name: "dnslog", encoding: "binary" });
+  return { root, conn, scan, byId, dev, blk, roll, meta, dnslog };
 }
 
 /** Number of rows in the main table (O(1): LMDB keeps the count). */
@@ -185,8 +210,10 @@ interface DbStats {
 }
 
 /**
- * Bytes held by live pages of every table. The file itself never shrinks (LMDB reuses freed pages
- * instead), so this, not the file size, is what retention by size measures.
+ * Bytes held by live pages of the connection tables. The file itself never shrinks (LMDB reuses
+ * freed pages instead), so this, not the file size, is what retention by size measures. The DNS
+ * query log is left out: it has its own retention (by age), and counting it here would make
+ * connection rows pay for DNS volume.
  */
 export function usedBytes(dbs: HistoryDbs): number {
   let pages = 0;
@@ -197,4 +224,10 @@ export function usedBytes(dbs: HistoryDbs): number {
     pageSize = s.pageSize;
   }
   return pages * pageSize;
+}
+
+/** Bytes held by live pages of the DNS query log. */
+export function queryLogBytes(dbs: HistoryDbs): number {
+  const s = dbs.dnslog.getStats() as DbStats;
+  return (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages) * s.pageSize;
 }

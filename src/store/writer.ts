@@ -20,19 +20,44 @@
 // than write state that assumed it; once all have settled the writer forgets its memory (the disk is
 // the truth again) and re-queues their records.
 //
+// The DNS query log rides in the same batches: pushQueryBlock() queues an encoded block (one flush
+// of the in-memory query log, see dnslog.ts) and the next ingest transaction writes it together
+// with the connection rows, the row count and the largest id (both in meta), so a kill -9 leaves
+// each block, and the counts that describe it, all there or all missing. Blocks waiting beyond
+// maxPendingQueryRows rows are refused and counted, as connection records are.
+//
 // Maintenance (retention, clear) goes through the same lane but alone: its plan is read from the
 // snapshot, so nothing may be in flight while it is made, and nothing is issued until it resolves.
 
 import type { ConnRecord } from "../flow/types.js";
 import { decodeRow, encodeRow } from "./codec.js";
 import { RollupCache, RollupDelta, writeRollups, type RollupWrite } from "./rollups.js";
+import { QLOG_MAX_ID_KEY, QLOG_ROWS_KEY, lastQueryLogId, queryLogRows } from "./dnslog.js";
 import { SeenIds } from "./seen.js";
-import { EMPTY, contributionOf, isBlocked, type ConnKey, type Contribution, type DevKey, type HistoryDbs } from "./schema.js";
+import {
+  EMPTY,
+  QK_LAST_ID,
+  contributionOf,
+  isBlocked,
+  qlogRowsOf,
+  type ConnKey,
+  type Contribution,
+  type DevKey,
+  type HistoryDbs,
+  type QLogKey,
+} from "./schema.js";
 
 export const DEFAULT_BATCH_MS = 100;
 export const DEFAULT_BATCH_RECORDS = 5000;
 /** Records waiting beyond this are refused (counted in `dropped`): memory stays bounded if the disk stalls. */
 export const DEFAULT_MAX_PENDING = 1_000_000;
+/** Query-log rows waiting beyond this are refused (counted in `queryRowsDropped`). */
+export const DEFAULT_MAX_PENDING_QUERY_ROWS = 2_000_000;
+/**
+ * Encoded query-log bytes one batch takes at most: a block is up to ~250 KB, and a few MB per
+ * transaction keep a commit short while still amortizing it over tens of thousands of queries.
+ */
+const QUERY_BATCH_BYTES = 4 * 1024 * 1024;
 /** Batches queued to lmdb-js at once: two let this thread encode while the previous one commits. */
 const MAX_INFLIGHT = 2;
 /** After a failed commit, wait this long before trying again (a full disk will not heal in a tick). */
@@ -54,6 +79,7 @@ export interface WriterOptions {
   batchMs?: number;
   batchRecords?: number;
   maxPending?: number;
+  maxPendingQueryRows?: number;
 }
 
 export interface WriterCounters {
@@ -73,6 +99,13 @@ export interface WriterCounters {
   dropped: number;
   /** Records refused because they cannot be keyed (NUL in id/domain/device, oversized id) or encoded. */
   invalid: number;
+  /** Query-log blocks and their rows written by committed batches. */
+  queryBlocks: number;
+  queryRows: number;
+  /** Query-log rows waiting for a batch. */
+  queryRowsPending: number;
+  /** Query-log rows refused because queryRowsPending was full (or the writer was closed). */
+  queryRowsDropped: number;
 }
 
 export interface CommitInfo {
@@ -94,6 +127,12 @@ export interface MaintPlan {
   clearAll?: boolean;
   /** Rows the plan deletes (for clearAll, the row count before). */
   records: number;
+  /** Query-log blocks to delete. */
+  queryBlocks?: QLogKey[];
+  /** Empty the query log instead (queryBlocks is then ignored). */
+  clearQueryLog?: boolean;
+  /** Query-log rows the plan deletes. */
+  queryRows?: number;
 }
 
 /** A maintenance job: reads the snapshot (nothing is in flight) and plans deletions. May throw. */
@@ -106,10 +145,18 @@ interface Inflight {
   /** Encoded rows: lmdb-js reads them from its write thread, so they stay referenced until the commit. */
   vals: Buffer[] | null;
   ended: string[] | null;
+  /** Query-log blocks written by this batch (their values stay referenced until the commit, like vals). */
+  qblocks: QueryBlock[] | null;
   clearAll: boolean;
   issuedAt: number;
   settled: boolean;
   ok: boolean;
+}
+
+/** An encoded query-log block waiting for its batch. */
+interface QueryBlock {
+  key: QLogKey;
+  value: Buffer;
 }
 
 interface QueuedMaint {
@@ -158,6 +205,19 @@ function isValid(rec: ConnRecord): boolean {
 
 export class HistoryWriter {
   private pending = new Map<string, ConnRecord>();
+  /** Query-log blocks waiting, in id order, with their total bytes and rows. */
+  private qblocks: QueryBlock[] = [];
+  private qBytes = 0;
+  private qRows = 0;
+  private readonly maxPendingQueryRows: number;
+  /**
+   * Rows in the query log and its largest id, as of the last issued batch (what that batch writes
+   * to meta). Back to the disk's values after a failed commit.
+   */
+  private qlogRows: number;
+  private qlogMaxId: number;
+  /** Largest query id ever pushed (committed, in flight, waiting or dropped). */
+  private qPushedMaxId: number;
   private readonly live = new Map<string, LiveEntry>();
   /** Ids that may have a row although they are not in `live` (see seen.ts). */
   private readonly seen: SeenIds;
@@ -191,6 +251,10 @@ export class HistoryWriter {
     errors: 0,
     dropped: 0,
     invalid: 0,
+    queryBlocks: 0,
+    queryRows: 0,
+    queryRowsPending: 0,
+    queryRowsDropped: 0,
   };
 
   constructor(
@@ -201,6 +265,10 @@ export class HistoryWriter {
     this.batchMs = opts.batchMs ?? DEFAULT_BATCH_MS;
     this.batchRecords = Math.max(1, opts.batchRecords ?? DEFAULT_BATCH_RECORDS);
     this.maxPending = opts.maxPending ?? DEFAULT_MAX_PENDING;
+    this.maxPendingQueryRows = opts.maxPendingQueryRows ?? DEFAULT_MAX_PENDING_QUERY_ROWS;
+    this.qlogRows = queryLogRows(dbs);
+    this.qlogMaxId = lastQueryLogId(dbs);
+    this.qPushedMaxId = this.qlogMaxId;
     const e = dbs.meta.getEntry(SEQ_KEY);
     if (e === undefined) dbs.meta.putSync(SEQ_KEY, 0, 0);
     this.issuedSeq = this.resolvedSeq = e?.version ?? 0;
@@ -231,9 +299,55 @@ export class HistoryWriter {
     }
   }
 
-  /** Resolves once every record pushed before the call is committed (rejects if a commit fails meanwhile). */
+  /**
+   * Queues an encoded query-log block (dnslog.ts) for the next batch. Blocks must come in id
+   * order. Returns false, and counts the rows as dropped, when too many rows are already waiting.
+   */
+  pushQueryBlock(key: QLogKey, value: Buffer): boolean {
+    const rows = qlogRowsOf(key);
+    if (key[QK_LAST_ID] > this.qPushedMaxId) this.qPushedMaxId = key[QK_LAST_ID];
+    if (this.closed || this.qRows + rows > this.maxPendingQueryRows) {
+      this.c.queryRowsDropped += rows;
+      return false;
+    }
+    this.qblocks.push({ key, value });
+    this.qBytes += value.length;
+    this.qRows += rows;
+    if (this.qBytes >= QUERY_BATCH_BYTES) {
+      if (this.immediate === null) this.immediate = setImmediate(this.onImmediate);
+    } else if (this.timer === null) {
+      this.timer = setTimeout(this.onTimer, this.batchMs);
+    }
+    return true;
+  }
+
+  /** Drops query-log blocks not yet issued whose ids are all <= upToId; returns their rows. */
+  dropQueryBlocks(upToId = Infinity): number {
+    const keep: QueryBlock[] = [];
+    let rows = 0;
+    for (const b of this.qblocks) {
+      if (b.key[QK_LAST_ID] <= upToId) {
+        rows += qlogRowsOf(b.key);
+        this.qBytes -= b.value.length;
+      } else keep.push(b);
+    }
+    this.qblocks = keep;
+    this.qRows -= rows;
+    this.capWaiters();
+    return rows;
+  }
+
+  /**
+   * Rows in the query log and its largest id, counting batches issued but not yet committed; and
+   * the largest id ever pushed (also counting blocks waiting or refused).
+   */
+  get queryLogState(): { rows: number; maxId: number; pushedMaxId: number } {
+    return { rows: this.qlogRows, maxId: this.qlogMaxId, pushedMaxId: this.qPushedMaxId };
+  }
+
+  /** Resolves once every record and query block pushed before the call is committed (rejects if a commit fails meanwhile). */
   flush(): Promise<void> {
-    const target = this.taken + this.pending.size;
+    const target = this.taken + this.pending.size + this.qblocks.length;
     if (this.done >= target) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.waiters.push({ target, resolve, reject });
@@ -260,10 +374,15 @@ export class HistoryWriter {
         n++;
       }
     }
-    const cap = this.taken + this.pending.size;
-    for (const w of this.waiters) if (w.target > cap) w.target = cap;
-    if (n > 0) this.releaseWaiters();
+    if (n > 0) this.capWaiters();
     return n;
+  }
+
+  /** After pending work was dropped: no waiter waits for more than can still be committed. */
+  private capWaiters(): void {
+    const cap = this.taken + this.pending.size + this.qblocks.length;
+    for (const w of this.waiters) if (w.target > cap) w.target = cap;
+    this.releaseWaiters();
   }
 
   /** Called after every committed batch. */
@@ -273,6 +392,7 @@ export class HistoryWriter {
 
   get counters(): WriterCounters {
     this.c.pending = this.pending.size;
+    this.c.queryRowsPending = this.qRows;
     return { ...this.c };
   }
 
@@ -320,7 +440,9 @@ export class HistoryWriter {
     }
     for (;;) {
       if (this.inflight.length > 0 && this.inflight[0]!.kind === "maint") return;
-      const ingestReady = this.pending.size >= this.batchRecords || (this.due && this.pending.size > 0);
+      const waiting = this.pending.size > 0 || this.qblocks.length > 0;
+      const ingestReady =
+        this.pending.size >= this.batchRecords || this.qBytes >= QUERY_BATCH_BYTES || (this.due && waiting);
       const maintTurn = this.maint.length > 0 && (!ingestReady || this.ingestSinceMaint >= INGEST_PER_MAINT);
       if (maintTurn) {
         if (this.inflight.length > 0) return; // drains first; resumes when the last batch resolves
@@ -332,7 +454,7 @@ export class HistoryWriter {
       this.issueIngest();
       this.ingestSinceMaint++;
     }
-    if (this.pending.size === 0) this.due = false;
+    if (this.pending.size === 0 && this.qblocks.length === 0) this.due = false;
     else if (this.timer === null && !this.due) this.timer = setTimeout(this.onTimer, this.batchMs);
   }
 
@@ -371,10 +493,34 @@ export class HistoryWriter {
     return recs;
   }
 
+  /** Query-log blocks for the next batch: from the front, up to QUERY_BATCH_BYTES (at least one). */
+  private takeQueryBlocks(): QueryBlock[] {
+    const q = this.qblocks;
+    if (q.length === 0) return q;
+    let i = 0;
+    let bytes = 0;
+    while (i < q.length && (i === 0 || bytes + q[i]!.value.length <= QUERY_BATCH_BYTES)) bytes += q[i++]!.value.length;
+    const out = i === q.length ? q : q.slice(0, i);
+    this.qblocks = i === q.length ? [] : q.slice(i);
+    let rows = 0;
+    for (const b of out) rows += qlogRowsOf(b.key);
+    this.qBytes -= bytes;
+    this.qRows -= rows;
+    this.taken += out.length;
+    return out;
+  }
+
   private issueIngest(): void {
     const { dbs, live, seen } = this;
     const taken = this.takeBatch();
+    const qb = this.takeQueryBlocks();
     const seq = ++this.issuedSeq;
+    for (const b of qb) {
+      this.qlogRows += qlogRowsOf(b.key);
+      if (b.key[QK_LAST_ID] > this.qlogMaxId) this.qlogMaxId = b.key[QK_LAST_ID];
+    }
+    const qlogRows = this.qlogRows;
+    const qlogMaxId = this.qlogMaxId;
 
     // Step 1: everything that reads or may throw.
     const recs: ConnRecord[] = [];
@@ -449,10 +595,26 @@ export class HistoryWriter {
         if (cur.blocked && (moved || !prev.blocked)) void dbs.blk.put(ck, EMPTY);
       }
       writeRollups(dbs, rollWrites);
+      if (qb.length > 0) {
+        for (const b of qb) void dbs.dnslog.put(b.key, b.value);
+        void dbs.meta.put(QLOG_ROWS_KEY, qlogRows);
+        void dbs.meta.put(QLOG_MAX_ID_KEY, qlogMaxId);
+      }
       void dbs.meta.put(SEQ_KEY, seq, seq);
     });
     this.track(
-      { seq, kind: "ingest", recs, vals, ended, clearAll: false, issuedAt: performance.now(), settled: false, ok: false },
+      {
+        seq,
+        kind: "ingest",
+        recs,
+        vals,
+        ended,
+        qblocks: qb.length > 0 ? qb : null,
+        clearAll: false,
+        issuedAt: performance.now(),
+        settled: false,
+        ok: false,
+      },
       promise,
     );
   }
@@ -476,6 +638,10 @@ export class HistoryWriter {
       return false;
     }
     this.issuedSeq = seq;
+    const touchesQueryLog = plan.clearQueryLog === true || (plan.queryBlocks?.length ?? 0) > 0;
+    if (plan.clearQueryLog) this.qlogRows = 0;
+    else if (touchesQueryLog) this.qlogRows = Math.max(0, this.qlogRows - (plan.queryRows ?? 0));
+    const qlogRows = this.qlogRows;
     if (plan.clearAll) {
       this.live.clear();
       this.seen.forgetAll();
@@ -506,6 +672,9 @@ export class HistoryWriter {
         }
         writeRollups(dbs, rollWrites);
       }
+      if (plan.clearQueryLog) void dbs.dnslog.clearAsync();
+      else if (plan.queryBlocks) for (const k of plan.queryBlocks) void dbs.dnslog.remove(k);
+      if (touchesQueryLog) void dbs.meta.put(QLOG_ROWS_KEY, qlogRows);
       void dbs.meta.put(SEQ_KEY, seq, seq);
     });
     const f: Inflight = {
@@ -514,6 +683,7 @@ export class HistoryWriter {
       recs: null,
       vals: null,
       ended: null,
+      qblocks: null,
       clearAll: plan.clearAll === true,
       issuedAt: performance.now(),
       settled: false,
@@ -561,6 +731,12 @@ export class HistoryWriter {
     this.c.commits++;
     this.c.lastCommitMs = ms;
     g.vals = null;
+    if (g.qblocks !== null) {
+      this.c.queryBlocks += g.qblocks.length;
+      for (const b of g.qblocks) this.c.queryRows += qlogRowsOf(b.key);
+      this.done += g.qblocks.length;
+      g.qblocks = null;
+    }
     let records = 0;
     if (g.recs !== null) {
       records = g.recs.length;
@@ -590,13 +766,26 @@ export class HistoryWriter {
   /** Everything in flight has settled and something failed: forget memory, re-queue lost records. */
   private recover(err: unknown): void {
     const merged = new Map<string, ConnRecord>();
+    const qb: QueryBlock[] = [];
     for (const f of this.failed) {
+      if (f.qblocks !== null) for (const b of f.qblocks) qb.push(b);
       if (f.recs === null) continue;
       for (const rec of f.recs) if (!this.pending.has(rec.id)) merged.set(rec.id, rec);
     }
     this.failed = [];
     for (const [id, rec] of this.pending) merged.set(id, rec);
     this.pending = merged;
+    // Lost query blocks go back in front of the waiting ones, keeping id order.
+    for (const b of this.qblocks) qb.push(b);
+    this.qblocks = qb;
+    this.qBytes = 0;
+    this.qRows = 0;
+    for (const b of qb) {
+      this.qBytes += b.value.length;
+      this.qRows += qlogRowsOf(b.key);
+    }
+    this.qlogRows = queryLogRows(this.dbs);
+    this.qlogMaxId = lastQueryLogId(this.dbs);
     this.taken = this.done;
     // Memory may hold effects of batches that never reached the disk: start again from the disk.
     this.live.clear();
