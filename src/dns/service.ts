@@ -19,7 +19,7 @@ import { DnsServer } from "./server.js";
 import { Clients, type ClientPolicy } from "./clients.js";
 import { DEFAULT_GROUP, type BlockingState, type CachedAnswer, type DnsControlApi, type ResolverStatus } from "./types.js";
 import { systemNameservers } from "../system/nameservers.js";
-import { DOH_NAMES } from "../gateway/dns-intercept.js";
+import { DOH_NAMES } from "./bypass.js";
 
 export interface DnsLogger {
   info(m: string): void;
