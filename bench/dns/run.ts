@@ -966,6 +966,10 @@ async function main(): Promise<void> {
       }
     }
   }
+  const busiest = Math.max(...[...rows.values()].flat().map((r) => r.serverCpu));
+  if (busiest < 0.85) {
+    note(`no server used more than ${Math.round(busiest * 100)}% of a core in any run: the qps figures are what dnsperf (and whatever else ran) could drive on this machine, not the servers' ceilings; server CPU per query (server_us_per_q) is the figure that compares the servers`);
+  }
   for (const [name, ls] of loads) {
     if (!(name in SLUICES)) continue;
     for (const l of ls) {
