@@ -9,24 +9,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { call, startTestApi, type CallOptions, type Res, type TestApi } from "./helpers/api.js";
 import { DnsFilter } from "../src/dns/filter.js";
-import {
-  Decide,
-  DnsInputError,
-  type BlockingState,
-  type DnsControlApi,
-  type DomainRow,
-  type ListRow,
-  type QueriesResult,
-  type QueryFilter,
-  type QueryLogApi,
-  type SummaryStats,
-} from "../src/dns/types.js";
+import { QueryLog } from "../src/dns/querylog.js";
+import { Decide, QueryStatus, ReplyType, type BlockingState, type DnsControlApi, type DomainRow, type ListRow, type QueryFilter } from "../src/dns/types.js";
 
 const READONLY_KEY = "readonlykey000000000";
 const USER_WRITE_KEY = "userwritekey00000000";
 
-// The real filter (lists fetched through a stand-in fetch), and small stand-ins for the query log
-// and the service: only the contracts the routes use.
+// The real filter (lists fetched through a stand-in fetch) and query log (queries recorded here),
+// in a small stand-in for the service (blocking state, cache flush).
 
 /** What every list "download" returns: two hosts-file names and one ABP entry. */
 const LIST_BODY = "0.0.0.0 ads1.example\n0.0.0.0 ads2.example\n||abp.example^\n";
@@ -40,61 +30,43 @@ const listFetch = (async () => {
   return new Response(LIST_BODY, { status: 200, headers: { "Content-Type": "text/plain" } });
 }) as unknown as typeof fetch;
 
-const NEWEST_ID = 100;
+/** Names the query log gives client addresses. */
+const CLIENT_NAMES: Record<string, string> = { "192.168.1.20": "laptop" };
+const LAPTOP = "192.168.1.20";
+const PHONE = "192.168.1.30";
+const QUAD9 = "9.9.9.9#53";
+const TYPE_A = 1;
+const TYPE_AAAA = 28;
+const GRAVITY_LIST_ID = 1;
+const NO_LIST = -1;
 
-class TestLog implements QueryLogApi {
-  lastFilter: QueryFilter | null = null;
-  lastTop: [boolean, number] | null = null;
-  lastN: number | null = null;
-
-  summary(): SummaryStats {
-    return {
-      queries: { total: 10, blocked: 3, percent_blocked: 30, unique_domains: 4, forwarded: 5, cached: 2, frequency: 0.1, types: { A: 7, AAAA: 3, OTHER: 0 }, status: { GRAVITY: 3, FORWARDED: 5, CACHE: 2 }, replies: { IP: 7, NODATA: 3 } },
-      clients: { active: 2, total: 3 },
-    };
-  }
-  topDomains(blocked: boolean, count: number) {
-    this.lastTop = [blocked, count];
-    return { domains: [{ domain: blocked ? "ads.example" : "example.com", count: 5 }].slice(0, count), total_queries: 10, blocked_queries: 3 };
-  }
-  topClients(blocked: boolean, count: number) {
-    this.lastTop = [blocked, count];
-    return { clients: [{ name: "laptop", ip: "192.168.1.20", count: 6 }].slice(0, count), total_queries: 10, blocked_queries: 3 };
-  }
-  history() {
-    return [{ timestamp: 1_700_000_000, total: 10, cached: 2, blocked: 3, forwarded: 5 }];
-  }
-  historyClients(n: number) {
-    this.lastN = n;
-    return { clients: { "192.168.1.20": { name: "laptop", total: 6 } }, history: [{ timestamp: 1_700_000_000, data: { "192.168.1.20": 6, others: 4 } }] };
-  }
-  queries(f: QueryFilter): QueriesResult {
-    this.lastFilter = f;
-    if (f.cursor !== undefined && f.cursor > NEWEST_ID) throw new DnsInputError("bad_request", "Requested cursor is invalid", `the newest id is ${NEWEST_ID}`);
-    return {
-      queries: [
-        { id: 7, time: 1_700_000_000.5, type: "A", domain: "example.com", cname: null, status: "FORWARDED", client: { ip: "192.168.1.20", name: "laptop" }, dnssec: "UNKNOWN", reply: { type: "IP", time: 3.2 }, list_id: null, upstream: "9.9.9.9#53", ede: { code: -1, text: null } },
-      ],
-      cursor: NEWEST_ID,
-      recordsTotal: 10,
-      recordsFiltered: 1,
-    };
-  }
-  upstreams() {
-    return { upstreams: [{ ip: "9.9.9.9", name: "dns9.quad9.net", port: 53, count: 5, statistics: { response: 0.02, variance: 0.001 } }], forwarded_queries: 5, total_queries: 10 };
-  }
-  recentBlocked(count: number): string[] {
-    return ["ads.example", "tracker.example"].slice(0, count);
-  }
-  async clear(): Promise<void> {}
+/** Eight answered queries in the last minutes, oldest first: 4 forwarded, 1 cached, 3 blocked. */
+function recordQueries(log: QueryLog): void {
+  const now = Date.now();
+  const q: [string, string, number, QueryStatus, ReplyType, number, string | null, number][] = [
+    [LAPTOP, "example.com", TYPE_A, QueryStatus.FORWARDED, ReplyType.IP, 12, QUAD9, NO_LIST],
+    [LAPTOP, "example.com", TYPE_A, QueryStatus.FORWARDED, ReplyType.IP, 14, QUAD9, NO_LIST],
+    [LAPTOP, "example.com", TYPE_A, QueryStatus.FORWARDED, ReplyType.IP, 10, QUAD9, NO_LIST],
+    [LAPTOP, "ads.example", TYPE_A, QueryStatus.GRAVITY, ReplyType.BLOB, 0, null, GRAVITY_LIST_ID],
+    [LAPTOP, "ads.example", TYPE_A, QueryStatus.GRAVITY, ReplyType.BLOB, 0, null, GRAVITY_LIST_ID],
+    [PHONE, "example.com", TYPE_A, QueryStatus.CACHE, ReplyType.IP, 0, null, NO_LIST],
+    [PHONE, "example.org", TYPE_AAAA, QueryStatus.FORWARDED, ReplyType.IP, 20, QUAD9, NO_LIST],
+    [PHONE, "tracker.example", TYPE_A, QueryStatus.DENYLIST, ReplyType.BLOB, 0, null, NO_LIST],
+  ];
+  q.forEach(([client, domain, qtype, status, reply, ms, upstream, listId], i) => {
+    log.record(now - (q.length - i) * 1000, client, domain, qtype, status, reply, ms, upstream, listId, null);
+  });
 }
 
+/** The service around the real filter and query log: blocking state and the cache flush. */
 class TestDns implements DnsControlApi {
-  readonly log = new TestLog();
   running = true;
   flushes = 0;
   private state: BlockingState = { blocking: "enabled", timer: null };
-  constructor(readonly filter: DnsFilter) {}
+  constructor(
+    readonly filter: DnsFilter,
+    readonly log: QueryLog,
+  ) {}
   readonly perClient = new Map<string, BlockingState>();
 
   blocking(client?: string): BlockingState {
@@ -124,7 +96,9 @@ before(async () => {
     maxBodyKB: 4,
     keys: [`${READONLY_KEY}?read=user&write=anyone`, `${USER_WRITE_KEY}?read=user&write=user`],
   });
-  dns = new TestDns(DnsFilter.open(join(t.dir, "dns"), { fetch: listFetch }));
+  const log = new QueryLog({ clientName: (ip) => CLIENT_NAMES[ip] ?? null });
+  recordQueries(log);
+  dns = new TestDns(DnsFilter.open(join(t.dir, "dns"), { fetch: listFetch }), log);
   t.control.dns = dns;
   admin = await login(t, t.adminToken);
 });
@@ -724,72 +698,113 @@ test("GET /api/stats/summary is the query log's summary plus the gravity figures
   const c = dns.filter.counts();
   assert.deepEqual(r.json.gravity, { domains_being_blocked: c.gravity, last_update: c.lastUpdate });
   assert.ok(c.gravity > 0 && c.lastUpdate > 0, "after the gravity run");
-  assert.equal(r.json.queries.total, 10);
-  assert.deepEqual(r.json.clients, { active: 2, total: 3 });
+  const q = r.json.queries;
+  assert.deepEqual([q.total, q.blocked, q.forwarded, q.cached, q.unique_domains], [8, 3, 4, 1, 4]);
+  assert.equal(q.percent_blocked, 37.5);
+  assert.equal(q.types.A, 7);
+  assert.equal(q.types.AAAA, 1);
+  assert.equal(q.status.GRAVITY, 2);
+  assert.equal(q.status.DENYLIST, 1);
+  assert.deepEqual(r.json.clients, { active: 2, total: 2 });
   assert.deepEqual(Object.keys(r.json), ["queries", "clients", "gravity", "took"]);
 });
 
 test("top_domains and top_clients take blocked and count (default false and 10); a bad value is 400", async () => {
   let r = await pi("/api/stats/top_domains", admin);
   assert.equal(r.status, 200);
-  assert.deepEqual(dns.log.lastTop, [false, 10]);
-  assert.deepEqual(r.json.domains, [{ domain: "example.com", count: 5 }]);
-  assert.equal(r.json.total_queries, 10);
-  r = await pi("/api/stats/top_domains?blocked=true&count=3", admin);
-  assert.deepEqual(dns.log.lastTop, [true, 3]);
-  assert.equal(r.json.domains[0].domain, "ads.example");
-  r = await pi("/api/stats/top_clients?blocked=false&count=1", admin);
-  assert.deepEqual(r.json.clients, [{ name: "laptop", ip: "192.168.1.20", count: 6 }]);
+  tookOk(r);
+  assert.deepEqual(r.json.domains, [
+    { domain: "example.com", count: 4 },
+    { domain: "example.org", count: 1 },
+  ]);
+  assert.equal(r.json.total_queries, 8);
   assert.equal(r.json.blocked_queries, 3);
+  r = await pi("/api/stats/top_domains?blocked=true&count=1", admin);
+  assert.deepEqual(r.json.domains, [{ domain: "ads.example", count: 2 }]);
+  r = await pi("/api/stats/top_clients", admin);
+  assert.deepEqual(r.json.clients, [
+    { name: "laptop", ip: LAPTOP, count: 5 },
+    { name: null, ip: PHONE, count: 3 },
+  ]);
+  r = await pi("/api/stats/top_clients?blocked=true&count=1", admin);
+  assert.deepEqual(r.json.clients, [{ name: "laptop", ip: LAPTOP, count: 2 }]);
   piError(await pi("/api/stats/top_domains?blocked=maybe", admin), 400, "bad_request");
   piError(await pi("/api/stats/top_clients?count=-1", admin), 400, "bad_request");
 });
 
 test("query_types, upstreams, recent_blocked, history and history/clients answer in Pi-hole's shapes", async () => {
-  assert.deepEqual((await pi("/api/stats/query_types", admin)).json.types, { A: 7, AAAA: 3, OTHER: 0 });
+  const types = (await pi("/api/stats/query_types", admin)).json.types;
+  assert.equal(types.A, 7);
+  assert.equal(types.AAAA, 1);
+  assert.ok("OTHER" in types && "HTTPS" in types);
   const up = await pi("/api/stats/upstreams", admin);
-  assert.equal(up.json.upstreams[0].ip, "9.9.9.9");
-  assert.equal(up.json.forwarded_queries, 5);
-  assert.deepEqual((await pi("/api/stats/recent_blocked", admin)).json.blocked, ["ads.example"]);
-  assert.deepEqual((await pi("/api/stats/recent_blocked?count=2", admin)).json.blocked, ["ads.example", "tracker.example"]);
+  tookOk(up);
+  assert.deepEqual(up.json.upstreams.map((u: { ip: string; count: number }) => [u.ip, u.count]), [["blocklist", 3], ["cache", 1], ["9.9.9.9", 4]]);
+  assert.equal(up.json.upstreams[2].port, 53);
+  assert.equal(up.json.forwarded_queries, 4);
+  assert.equal(up.json.total_queries, 8);
+  assert.deepEqual((await pi("/api/stats/recent_blocked", admin)).json.blocked, ["tracker.example"]);
+  assert.deepEqual((await pi("/api/stats/recent_blocked?count=2", admin)).json.blocked, ["tracker.example", "ads.example"]);
   const h = await pi("/api/history", admin);
-  assert.deepEqual(h.json.history, [{ timestamp: 1_700_000_000, total: 10, cached: 2, blocked: 3, forwarded: 5 }]);
   tookOk(h);
-  const hc = await pi("/api/history/clients", admin);
-  assert.equal(dns.log.lastN, 10);
-  assert.equal(hc.json.history[0].data.others, 4);
-  assert.deepEqual(hc.json.clients["192.168.1.20"], { name: "laptop", total: 6 });
-  await pi("/api/history/clients?N=0", admin);
-  assert.equal(dns.log.lastN, 0);
+  const slots = h.json.history as { timestamp: number; total: number; cached: number; blocked: number; forwarded: number }[];
+  assert.equal(slots.length, 145, "10-minute slots over 24 h");
+  assert.deepEqual(Object.keys(slots[0]!), ["timestamp", "total", "cached", "blocked", "forwarded"]);
+  assert.equal(slots.reduce((n, x) => n + x.total, 0), 8);
+  assert.equal(slots.reduce((n, x) => n + x.blocked, 0), 3);
+  const all = await pi("/api/history/clients", admin);
+  assert.deepEqual(all.json.clients, { [LAPTOP]: { name: "laptop", total: 5 }, [PHONE]: { name: null, total: 3 } });
+  assert.equal(all.json.history.length, 145);
+  const one = await pi("/api/history/clients?N=1", admin);
+  assert.ok("others" in one.json.clients, "the rest go under others");
+  const data = one.json.history as { data: Record<string, number> }[];
+  assert.equal(data.reduce((n, x) => n + (x.data.others ?? 0), 0), 8);
+  piError(await pi("/api/history/clients?N=x", admin), 400, "bad_request");
 });
 
 test("GET /api/queries passes every filter from the query string and echoes draw; a bad cursor is 400 bad_request", async () => {
-  const q = "from=1700000000.5&until=1700003600&domain=*.example&client_ip=192.168.1.20&client_name=laptop&upstream=blocklist&type=A&status=GRAVITY&reply=IP&cursor=100&start=20&length=10&disk=true&draw=7";
-  const r = await pi(`/api/queries?${q}`, admin);
-  assert.equal(r.status, 200, r.text);
-  tookOk(r);
-  assert.deepEqual(dns.log.lastFilter, {
-    from: 1700000000.5,
-    until: 1700003600,
-    domain: "*.example",
-    client_ip: "192.168.1.20",
-    client_name: "laptop",
-    upstream: "blocklist",
-    type: "A",
-    status: "GRAVITY",
-    reply: "IP",
-    cursor: 100,
-    start: 20,
-    length: 10,
-    disk: true,
-  });
-  assert.equal(r.json.draw, 7);
-  assert.equal(r.json.cursor, NEWEST_ID);
-  assert.equal(r.json.recordsFiltered, 1);
-  assert.equal(r.json.queries[0].client.ip, "192.168.1.20");
-  assert.equal((await pi("/api/queries", admin)).json.draw, 0);
-  assert.deepEqual(dns.log.lastFilter, {});
-  const e = piError(await pi("/api/queries?cursor=101", admin), 400, "bad_request");
+  const log = dns.log as QueryLog & { queries: QueryLog["queries"] };
+  const real = log.queries.bind(log);
+  let seen: QueryFilter | null = null;
+  log.queries = (f) => {
+    seen = f;
+    return real(f);
+  };
+  try {
+    const q = "from=1700000000.5&until=1700003600&domain=*.example&client_ip=192.168.1.20&client_name=laptop&upstream=blocklist&type=A&status=GRAVITY&reply=IP&cursor=3&start=20&length=10&disk=true&draw=7";
+    const r = await pi(`/api/queries?${q}`, admin);
+    assert.equal(r.status, 200, r.text);
+    tookOk(r);
+    assert.deepEqual(seen, {
+      from: 1700000000.5,
+      until: 1700003600,
+      domain: "*.example",
+      client_ip: LAPTOP,
+      client_name: "laptop",
+      upstream: "blocklist",
+      type: "A",
+      status: "GRAVITY",
+      reply: "IP",
+      cursor: 3,
+      start: 20,
+      length: 10,
+      disk: true,
+    });
+    assert.equal(r.json.draw, 7);
+  } finally {
+    delete (log as Partial<QueryLog>).queries;
+  }
+  const all = await pi("/api/queries", admin);
+  assert.equal(all.json.draw, 0);
+  assert.equal(all.json.recordsTotal, 8);
+  assert.equal(all.json.queries.length, 8);
+  const row = all.json.queries[0];
+  assert.deepEqual(Object.keys(row).sort(), ["client", "cname", "dnssec", "domain", "ede", "id", "list_id", "reply", "status", "time", "type", "upstream"]);
+  const blocked = await pi(`/api/queries?domain=*.example&client_ip=${LAPTOP}`, admin);
+  assert.equal(blocked.json.recordsFiltered, 2);
+  assert.ok(blocked.json.queries.every((x: { domain: string; status: string; client: { ip: string; name: string } }) => x.domain === "ads.example" && x.status === "GRAVITY" && x.client.name === "laptop"));
+  const newest = all.json.cursor as number;
+  const e = piError(await pi(`/api/queries?cursor=${newest + 1}`, admin), 400, "bad_request");
   assert.equal(e.message, "Requested cursor is invalid");
   piError(await pi("/api/queries?from=yesterday", admin), 400, "bad_request");
   piError(await pi("/api/queries?length=1.5", admin), 400, "bad_request");
