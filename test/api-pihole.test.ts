@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { call, startTestApi, type CallOptions, type Res, type TestApi } from "./helpers/api.js";
 import { DnsFilter } from "../src/dns/filter.js";
 import { QueryLog } from "../src/dns/querylog.js";
+import { DnsService } from "../src/dns/service.js";
 import { Decide, QueryStatus, ReplyType, type BlockingState, type DnsControlApi, type DomainRow, type ListRow, type QueryFilter } from "../src/dns/types.js";
 
 const READONLY_KEY = "readonlykey000000000";
@@ -505,6 +506,43 @@ test("POST /api/action/restartdns flushes the cache and answers status success",
   tookOk(r);
   assert.equal(r.json.status, "success");
   assert.equal(dns.flushes, before + 1);
+});
+
+test("with the real DNS service: per-device pause, global timer, restartdns and info/login", async () => {
+  const c = t.control.config.dns;
+  // Loopback only, any free port; the upstream is never asked (nothing is resolved here).
+  const svc = await DnsService.start({
+    config: { ...c, listen: ["127.0.0.1"], port: 0, upstreams: ["127.0.0.1:9"], listRefreshHours: 0 },
+    dataDir: join(t.dir, "real-dns"),
+    log: { info: () => {}, warn: () => {} },
+    ruleset: () => t.control.profiles.current,
+    learn: null,
+    history: null,
+    wanInterfaces: [],
+  });
+  t.control.dns = svc;
+  try {
+    assert.equal((await call(t, "/api/info/login")).json.dns, true);
+    const pause = await pi("/api/dns/blocking", admin, { json: { blocking: false, timer: 120, client: PHONE } });
+    assert.equal(pause.status, 200, pause.text);
+    assert.equal(pause.json.blocking, "disabled");
+    assert.ok(pause.json.timer > 119 && pause.json.timer <= 120, `timer ${pause.json.timer}`);
+    assert.equal((await pi(`/api/dns/blocking?client=${PHONE}`, admin)).json.blocking, "disabled");
+    const global = await pi("/api/dns/blocking", admin);
+    assert.equal(global.json.blocking, "enabled");
+    assert.equal(global.json.timer, null);
+    const off = await pi("/api/dns/blocking", admin, { json: { blocking: false, timer: 1 } });
+    assert.equal(off.json.blocking, "disabled");
+    await new Promise((r) => setTimeout(r, 1200));
+    const back = await pi("/api/dns/blocking", admin);
+    assert.deepEqual([back.json.blocking, back.json.timer], ["enabled", null], "the timer switched blocking back on");
+    const flush = await pi("/api/action/restartdns", admin, { method: "POST" });
+    assert.deepEqual([flush.status, flush.json.status], [200, "success"]);
+    assert.equal((await pi("/api/stats/summary", admin)).json.queries.total, 0, "the service's own, empty query log");
+  } finally {
+    t.control.dns = dns;
+    await svc.stop();
+  }
 });
 
 // --- Domains -----------------------------------------------------------------------------------
