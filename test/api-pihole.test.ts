@@ -886,7 +886,7 @@ test("GET /api/endpoints lists every route by method as uri and parameters", asy
   const e = r.json.endpoints as Record<string, { uri: string; parameters: string }[]>;
   assert.deepEqual(Object.keys(e), ["get", "post", "put", "patch", "delete"]);
   const uris = (m: string) => e[m]!.map((x) => x.uri);
-  for (const u of ["/api/auth", "/api/auth/sessions", "/api/dns/blocking", "/api/domains", "/api/lists", "/api/stats/summary", "/api/stats/top_domains", "/api/stats/top_clients", "/api/stats/query_types", "/api/stats/upstreams", "/api/stats/recent_blocked", "/api/history", "/api/history/clients", "/api/queries", "/api/info/login", "/api/info/version", "/api/endpoints"]) {
+  for (const u of ["/api/auth", "/api/auth/sessions", "/api/dns/blocking", "/api/domains", "/api/lists", "/api/stats/summary", "/api/stats/top_domains", "/api/stats/top_clients", "/api/stats/query_types", "/api/stats/upstreams", "/api/stats/recent_blocked", "/api/history", "/api/history/clients", "/api/queries", "/api/info/login", "/api/info/version", "/api/endpoints", "/api/groups"]) {
     assert.ok(uris("get").includes(u), `GET ${u}`);
   }
   for (const u of ["/api/auth", "/api/dns/blocking", "/api/domains", "/api/domains:batchDelete", "/api/lists", "/api/lists:batchDelete", "/api/action/gravity", "/api/action/restartdns"]) assert.ok(uris("post").includes(u), `POST ${u}`);

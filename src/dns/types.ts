@@ -379,6 +379,16 @@ export interface DnsControlApi {
   resolvers?(): ResolverStatus[];
   /** The cached reply for a name and type, or null. */
   cached?(name: string, qtype: number): CachedAnswer | null;
+  /** Filter groups: the ruleset's profiles, the first one being group 0. */
+  groups?(): GroupRow[];
+}
+
+/** A group as Pi-hole's /api/groups lists it; in sluice every group is a ruleset profile. */
+export interface GroupRow {
+  id: number;
+  name: string;
+  comment: string | null;
+  enabled: boolean;
 }
 
 export interface ResolverStatus {

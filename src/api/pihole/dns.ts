@@ -69,7 +69,20 @@ function version(): PiReply {
   });
 }
 
+/**
+ * GET /api/groups: sluice's groups are its ruleset profiles (the first is Pi-hole's "Default",
+ * id 0), so they are listed here and changed through /api/v1/profiles or the rules file; other
+ * methods get 405.
+ */
+function groups(r: PiRequest): PiReply {
+  const started = Math.floor(r.services.control.started / 1000);
+  const rows = (r.dns.groups?.() ?? []).map((g) => ({ ...g, date_added: started, date_modified: started }));
+  const name = r.parts(1)[0];
+  return ok({ groups: name === undefined ? rows : rows.filter((g) => g.name === name) });
+}
+
 export const dnsRoutes: Route[] = [
+  { path: "/api/groups", params: "", item: true, read: PERMIT_USER, write: PERMIT_ADMIN, dns: true, handlers: { GET: groups } },
   { path: "/api/dns/blocking", params: "", item: false, read: PERMIT_USER, write: PERMIT_ADMIN, dns: false, handlers: { GET: getBlocking, POST: setBlocking } },
   { path: "/api/action/restartdns", params: "", item: false, read: PERMIT_USER, write: PERMIT_ADMIN, dns: true, handlers: { POST: restartDns } },
   { path: "/api/info/login", params: "", item: false, read: PERMIT_ANYONE, write: PERMIT_ANYONE, dns: false, handlers: { GET: loginInfo } },
