@@ -4,9 +4,11 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, renameSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { assertError, call, startTestApi, type TestApi } from "./helpers/api.js";
+import { DnsFilter } from "../src/dns/filter.js";
+import type { QueryLogApi } from "../src/dns/types.js";
 
 let t: TestApi;
 let admin: string;
@@ -451,6 +453,27 @@ test("updates/check re-reads the rules file and reports each step", async () => 
   assert.equal(lines[0], "update check done");
   assert.match(r.text, /^rules: \d+ rules, unchanged$/m);
   assert.match(r.text, /^broadcasts: no broadcasts\.json in the data directory$/m);
+  assert.match(r.text, /^filter lists: the DNS resolver is not running$/m);
+});
+
+test("updates/check downloads the DNS filter lists and reports each one", async () => {
+  const listFile = join(t.dir, "block.txt");
+  writeFileSync(listFile, "0.0.0.0 ads.one.test\n0.0.0.0 ads.two.test\n");
+  const filter = DnsFilter.open(join(t.dir, "dns-updates"));
+  filter.addLists("block", [`file://${listFile}`], {});
+  const unused = () => {
+    throw new Error("not used by updates/check");
+  };
+  t.control.dns = { filter, log: {} as QueryLogApi, running: true, blocking: unused, setBlocking: unused, flushCache: unused };
+  try {
+    const r = await call(t, "updates/check", { method: "POST", token: admin });
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.text, /^filter lists: 1 list\(s\), 2 names blocked \(built in \d+ ms\)$/m);
+    assert.match(r.text, new RegExp(`^list file://${listFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: downloaded, 2 names$`, "m"));
+    assert.equal(filter.check("ads.two.test", 1, 0) >= 16, true, "the list blocks after the update");
+  } finally {
+    t.control.dns = null;
+  }
 });
 
 test("ui/reload empties the dashboard cache", async () => {

@@ -151,7 +151,7 @@ export function registerIntegration(d: Deps, ui: UiAssets): void {
 
   r.register({
     name: "Check for Updates",
-    description: `Re-reads what sluice loads from disk: the rules file (applied if it changed) and the admin-supplied ${BROADCASTS_FILE} (matching broadcasts are shown). Filter lists are refreshed here once DNS blocking lists exist.`,
+    description: `Re-reads what sluice loads from disk: the rules file (applied if it changed) and the admin-supplied ${BROADCASTS_FILE} (matching broadcasts are shown), and downloads the DNS filter lists (what Pi-hole's gravity run does).`,
     path: "updates/check",
     mimeType: "text/plain",
     write: PERMIT_USER,
@@ -174,7 +174,17 @@ export function registerIntegration(d: Deps, ui: UiAssets): void {
           out.push(`broadcasts: ${BROADCASTS_FILE} is invalid: ${(err as Error).message}`);
         }
       } else out.push(`broadcasts: no ${BROADCASTS_FILE} in the data directory`);
-      out.push("filter lists: none configured");
+      if (c.dns === null) out.push("filter lists: the DNS resolver is not running");
+      else {
+        try {
+          const u = await c.dns.filter.update();
+          const names = ["never downloaded", "downloaded", "unchanged", "unavailable, local copy used", "unavailable, no local copy"];
+          out.push(`filter lists: ${u.lists.length} list(s), ${u.domains} names blocked (built in ${Math.round(u.buildMs)} ms)`);
+          for (const l of u.lists) out.push(`list ${l.address}: ${names[l.status] ?? l.status}, ${l.number} names${l.error ? ` (${l.error})` : ""}`);
+        } catch (err) {
+          out.push(`filter lists: update failed, the previous lists stay: ${(err as Error).message}`);
+        }
+      }
       return `update check done\n${out.join("\n")}`;
     },
   });
