@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: tshark (differential decoder tests); iproute2, iptables and conntrack (the
-# gateway); iputils-ping and curl (its namespace tests). Nothing comes from anywhere but Debian
-# and npm.
-APT_PACKAGES=(tshark iproute2 iptables conntrack iputils-ping curl)
+# gateway); iputils-ping, curl and dnsutils (dig: its namespace tests). Nothing comes from
+# anywhere but Debian and npm.
+APT_PACKAGES=(tshark iproute2 iptables conntrack iputils-ping curl dnsutils)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
