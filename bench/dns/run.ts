@@ -968,7 +968,7 @@ async function main(): Promise<void> {
   }
   const busiest = Math.max(...[...rows.values()].flat().map((r) => r.serverCpu));
   if (busiest < 0.85) {
-    note(`no server used more than ${Math.round(busiest * 100)}% of a core in any run: the qps figures are what dnsperf (and whatever else ran) could drive on this machine, not the servers' ceilings; server CPU per query (server_us_per_q) is the figure that compares the servers`);
+    note(`no server used more than ${Math.round(busiest * 100)}% of a core in any run: dnsperf takes about a core and the veth's packet processing (interrupts) a fifth to a third, so the server gets what is left of the machine, and one that spends less CPU per query leaves more to dnsperf and gets more qps. The qps figures are whole-machine figures, not the servers' ceilings; server CPU per query (server_us_per_q) compares the servers' own cost`);
   }
   for (const [name, ls] of loads) {
     if (!(name in SLUICES)) continue;
