@@ -144,8 +144,9 @@ static napi_value d_open(napi_env env, napi_callback_info info) {
   }
   int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket", errno);
+  // No SO_REUSEADDR: on UDP it would let a second server bind the same address and port and
+  // take a share of the queries; a port in use must fail loudly instead.
   int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (bufsize > 0) {
     // FORCE passes rmem_max/wmem_max when we are root; the plain option is the fallback.
@@ -245,23 +246,48 @@ static void fill_meta(int32_t *m, const struct sockaddr_in6 *a, unsigned len, in
   }
 }
 
-// recv(handle, buf, slot, max, meta) -> datagrams received (0: none waiting), or -errno
-static napi_value d_recv(napi_env env, napi_callback_info info) {
+// The arguments recv and send share: (handle, buf, slot, count, meta), checked so that `count`
+// slots of `slot` bytes and `count` meta rows fit the buffers. Returns 0 after throwing.
+typedef struct {
+  sock_t *s;
+  uint8_t *buf;
+  int32_t *meta;
+  int32_t slot;
+  int32_t count;
+} io_args;
+
+static int get_io_args(napi_env env, napi_callback_info info, const char *what, io_args *a) {
   size_t argc = 5;
   napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  sock_t *s = get_sock(env, argv[0]);
-  uint8_t *buf;
   size_t blen, mlen;
-  int32_t *meta, slot, max;
-  if (!s || !get_bytes(env, argv[1], &buf, &blen) || !get_i32(env, argv[2], &slot) || !get_i32(env, argv[3], &max) ||
-      !get_meta(env, argv[4], &meta, &mlen))
-    return NULL;
-  if (max > MAX_BATCH) max = MAX_BATCH;
-  if (slot <= 0 || max <= 0 || (size_t)slot * max > blen || (size_t)max * META_INTS > mlen) {
-    napi_throw_range_error(env, NULL, "dnsio.recv: buffers too small for slot x max");
-    return NULL;
+  if (argc < 5) {
+    napi_throw_type_error(env, NULL, "dnsio: expected (handle, buf, slot, count, meta)");
+    return 0;
   }
+  a->s = get_sock(env, argv[0]);
+  if (!a->s || !get_bytes(env, argv[1], &a->buf, &blen) || !get_i32(env, argv[2], &a->slot) || !get_i32(env, argv[3], &a->count) ||
+      !get_meta(env, argv[4], &a->meta, &mlen))
+    return 0;
+  if (a->count > MAX_BATCH) a->count = MAX_BATCH;
+  if (a->count < 0) a->count = 0;
+  if (a->slot <= 0 || (size_t)a->slot * a->count > blen || (size_t)a->count * META_INTS > mlen) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "dnsio.%s: buffers too small for slot x count", what);
+    napi_throw_range_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
+// recv(handle, buf, slot, max, meta) -> datagrams received (0: none waiting), or -errno
+static napi_value d_recv(napi_env env, napi_callback_info info) {
+  io_args a;
+  if (!get_io_args(env, info, "recv", &a)) return NULL;
+  sock_t *s = a.s;
+  uint8_t *buf = a.buf;
+  int32_t *meta = a.meta, slot = a.slot, max = a.count;
+  if (max == 0) return num(env, 0);
   for (int i = 0; i < max; i++) {
     iovs[i].iov_base = buf + (size_t)i * slot;
     iovs[i].iov_len = slot;
@@ -279,22 +305,12 @@ static napi_value d_recv(napi_env env, napi_callback_info info) {
 
 // send(handle, buf, slot, n, meta) -> datagrams sent, or -errno if none could be
 static napi_value d_send(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  sock_t *s = get_sock(env, argv[0]);
-  uint8_t *buf;
-  size_t blen, mlen;
-  int32_t *meta, slot, n;
-  if (!s || !get_bytes(env, argv[1], &buf, &blen) || !get_i32(env, argv[2], &slot) || !get_i32(env, argv[3], &n) ||
-      !get_meta(env, argv[4], &meta, &mlen))
-    return NULL;
-  if (n > MAX_BATCH) n = MAX_BATCH;
-  if (n <= 0) return num(env, 0);
-  if (slot <= 0 || (size_t)slot * n > blen || (size_t)n * META_INTS > mlen) {
-    napi_throw_range_error(env, NULL, "dnsio.send: buffers too small for slot x n");
-    return NULL;
-  }
+  io_args a;
+  if (!get_io_args(env, info, "send", &a)) return NULL;
+  sock_t *s = a.s;
+  uint8_t *buf = a.buf;
+  int32_t *meta = a.meta, slot = a.slot, n = a.count;
+  if (n == 0) return num(env, 0);
   int k = 0;
   for (int i = 0; i < n; i++) {
     int32_t *m = meta + i * META_INTS;

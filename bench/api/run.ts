@@ -20,7 +20,7 @@
 // Output: JSON lines on stdout ({"bench":"api","server","case","rps","p99_ms",...}); notes on
 // stderr. Everything is bounded in time; children are killed by pid, temp dirs removed.
 
-import { spawn, spawnSync, execFileSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -28,6 +28,7 @@ import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import WebSocket from "ws";
 import { emit, round } from "../lib/stats.js";
+import { childrenCpuSeconds, cpuSeconds, machineCpu, memoryMB } from "../lib/proc.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const env = process.env;
@@ -132,58 +133,6 @@ function tempDir(tag: string): string {
   return d;
 }
 
-// ---- CPU and memory from /proc ----
-
-let clockTicks = 100;
-try {
-  clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-} catch {
-  // keep 100, the Linux default
-}
-
-function statFields(pid: number | "self"): string[] | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return s.slice(s.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return null;
-  }
-}
-
-/** User+system CPU seconds of a process (fields 14 and 15 of /proc/<pid>/stat). */
-function cpuSeconds(pid: number): number {
-  const f = statFields(pid);
-  return f ? (Number(f[11]) + Number(f[12])) / clockTicks : NaN;
-}
-
-/** CPU seconds of this process's reaped children (cutime + cstime): wrk's, once it exited. */
-function childrenCpuSeconds(): number {
-  const f = statFields("self");
-  return f ? (Number(f[13]) + Number(f[14])) / clockTicks : NaN;
-}
-
-/**
- * CPU seconds of the whole machine, all cores, from /proc/stat: busy (user, nice, system, irq,
- * softirq) and steal (time the hypervisor gave this VM's vCPUs to someone else).
- */
-function machineCpu(): { busy: number; steal: number } {
-  try {
-    const f = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-    return { busy: (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) / clockTicks, steal: (f[7] ?? 0) / clockTicks };
-  } catch {
-    return { busy: NaN, steal: NaN };
-  }
-}
-
-function memoryMB(pid: number): { rss: number; peak: number } | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(s)?.[1] ?? NaN);
-    return { rss: round(kb("VmRSS") / 1024, 1), peak: round(kb("VmHWM") / 1024, 1) };
-  } catch {
-    return null;
-  }
-}
 
 // ---- servers ----
 
@@ -481,7 +430,8 @@ async function main(): Promise<void> {
       const serverCpu = (cpuSeconds(s.pid) - cpu0) / r.seconds;
       // Whatever else ran meanwhile (this process, other tenants of the machine), in cores.
       const m1 = machineCpu();
-      const otherCpu = Math.max(0, (m1.busy - m0.busy) / r.seconds - serverCpu - r.loadgenCpu);
+      // Busy here includes interrupt time: on loopback the packets are processed there.
+      const otherCpu = Math.max(0, (m1.busy + m1.irq - m0.busy - m0.irq) / r.seconds - serverCpu - r.loadgenCpu);
       const steal = (m1.steal - m0.steal) / r.seconds;
       results.set(`${s.name}/${c.name}`, { ...r, serverUsPerReq: (serverCpu * 1e6) / r.rps });
       emit({
@@ -516,7 +466,8 @@ async function main(): Promise<void> {
   const self = process.cpuUsage(self0);
   // The WebSocket clients run in this process.
   const wsClientCpu = (self.user + self.system) / 1e6 / ws.seconds;
-  const wsOther = Math.max(0, (machineCpu().busy - m0.busy) / ws.seconds - wsCpu - wsClientCpu);
+  const m1 = machineCpu();
+  const wsOther = Math.max(0, (m1.busy + m1.irq - m0.busy - m0.irq) / ws.seconds - wsCpu - wsClientCpu);
   emit({
     bench: "api",
     server: "sluice",

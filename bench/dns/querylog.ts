@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { QueryLog, RING_BYTES_PER_QUERY } from "../../src/dns/querylog.js";
 import { QueryStatus, ReplyType } from "../../src/dns/types.js";
 import { HistoryStore } from "../../src/store/index.js";
-import { Rng } from "../lib/rng.js";
+import { Rng, sampleRank, zipfTable } from "../lib/rng.js";
 import { emit, round } from "../lib/stats.js";
 
 const QUERIES = Number(process.env.BENCH_QLOG_QUERIES ?? 2_000_000);
@@ -84,27 +84,6 @@ interface Inputs {
   cname: (string | null)[];
 }
 
-function zipfTable(n: number): Float64Array {
-  const cum = new Float64Array(n);
-  let s = 0;
-  for (let k = 0; k < n; k++) {
-    s += 1 / Math.pow(k + 1, ZIPF_S);
-    cum[k] = s;
-  }
-  for (let k = 0; k < n; k++) cum[k]! /= s;
-  return cum;
-}
-
-function sample(cum: Float64Array, u: number): number {
-  let lo = 0;
-  let hi = cum.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (cum[mid]! < u) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /**
  * A flat copy of a string. Template literals build V8 cons-strings (a node per part); a resolver's
@@ -123,8 +102,8 @@ function generate(n: number, seed: number): Inputs {
   for (let c = 0; c < CLIENTS; c++) clients.push(flat(`192.168.${c >> 8}.${c & 255}`));
   const cnames: string[] = [];
   for (let c = 0; c < CNAMES; c++) cnames.push(flat(`edge${c}.cdn.net`));
-  const dCum = zipfTable(DOMAINS);
-  const cCum = zipfTable(CLIENTS);
+  const dCum = zipfTable(DOMAINS, ZIPF_S);
+  const cCum = zipfTable(CLIENTS, ZIPF_S);
   const inp: Inputs = {
     n,
     time: new Float64Array(n),
@@ -140,9 +119,9 @@ function generate(n: number, seed: number): Inputs {
   };
   for (let i = 0; i < n; i++) {
     inp.time[i] = T_START + (i * 1000) / RATE;
-    inp.client[i] = clients[sample(cCum, u())]!;
+    inp.client[i] = clients[sampleRank(cCum, u())]!;
     const fresh = rng.chance(UNIQUE_SHARE);
-    const domain = fresh ? flat(`r${i.toString(36)}-${rng.u32().toString(36)}.shard.${rng.pick(TLDS)}`) : domains[sample(dCum, u())]!;
+    const domain = fresh ? flat(`r${i.toString(36)}-${rng.u32().toString(36)}.shard.${rng.pick(TLDS)}`) : domains[sampleRank(dCum, u())]!;
     inp.domain[i] = domain;
     const t = u();
     inp.qtype[i] = t < 0.55 ? A : t < 0.85 ? AAAA : t < 0.95 ? HTTPS : t < 0.98 ? PTR : TXT;

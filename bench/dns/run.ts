@@ -53,6 +53,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { emit, round } from "../lib/stats.js";
+import { childrenCpuSeconds, cpuSeconds, machineCpu, memoryMB } from "../lib/proc.js";
 import { generate, stubAddresses, type DnsData } from "./gen.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -248,58 +249,6 @@ class JsonChild {
   }
 }
 
-// ---- CPU and memory from /proc ----
-
-let clockTicks = 100;
-try {
-  clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-} catch {
-  // keep 100
-}
-
-function statFields(pid: number | "self"): string[] | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return s.slice(s.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return null;
-  }
-}
-
-/** User+system CPU seconds of a process, all its threads. */
-function cpuSeconds(pid: number): number {
-  const f = statFields(pid);
-  return f ? (Number(f[11]) + Number(f[12])) / clockTicks : NaN;
-}
-
-/** CPU seconds of this process's reaped children (dnsperf's, once it exited). */
-function childrenCpuSeconds(): number {
-  const f = statFields("self");
-  return f ? (Number(f[13]) + Number(f[14])) / clockTicks : NaN;
-}
-
-/**
- * CPU seconds of the whole machine, all cores, from /proc/stat: busy in processes (user, nice,
- * system), in interrupts (irq + softirq: here mostly the veth's packet processing), and steal.
- */
-function machineCpu(): { busy: number; irq: number; steal: number } {
-  try {
-    const f = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-    return { busy: (f[0]! + f[1]! + f[2]!) / clockTicks, irq: (f[5]! + f[6]!) / clockTicks, steal: (f[7] ?? 0) / clockTicks };
-  } catch {
-    return { busy: NaN, irq: NaN, steal: NaN };
-  }
-}
-
-function memoryMB(pid: number): { rss: number; peak: number } | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(s)?.[1] ?? NaN);
-    return { rss: round(kb("VmRSS") / 1024, 1), peak: round(kb("VmHWM") / 1024, 1) };
-  } catch {
-    return null;
-  }
-}
 
 function median(xs: number[]): number {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);

@@ -30,3 +30,27 @@ export class Rng {
     return b;
   }
 }
+
+/** Cumulative Zipf weights (exponent s) over n ranks, for sampleRank. */
+export function zipfTable(n: number, s: number): Float64Array {
+  const cum = new Float64Array(n);
+  let sum = 0;
+  for (let k = 0; k < n; k++) {
+    sum += 1 / Math.pow(k + 1, s);
+    cum[k] = sum;
+  }
+  for (let k = 0; k < n; k++) cum[k]! /= sum;
+  return cum;
+}
+
+/** The rank a uniform u in [0, 1) falls on in a zipfTable (binary search). */
+export function sampleRank(cum: Float64Array, u: number): number {
+  let lo = 0;
+  let hi = cum.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (cum[mid]! < u) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

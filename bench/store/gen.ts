@@ -4,7 +4,7 @@
 // fan-out, rollup sizes and how far a search must scan; uniform data would flatter all three.
 
 import type { ConnRecord } from "../../src/flow/types.js";
-import { Rng } from "../lib/rng.js";
+import { Rng, sampleRank, zipfTable } from "../lib/rng.js";
 
 export const DEVICES = 150;
 export const DOMAINS = 20_000;
@@ -19,28 +19,6 @@ const TLDS = ["com", "net", "org", "io", "de", "co.uk", "tv"];
 const PROFILES = ["local/default", "local/kids", "local/iot", "local/guests", "local/work"];
 const TRACKERISH = /ads|tracker|metrics|telemetry/;
 
-/** Cumulative Zipf weights over n ranks, for binary-search sampling. */
-function zipfTable(n: number): Float64Array {
-  const cum = new Float64Array(n);
-  let s = 0;
-  for (let k = 0; k < n; k++) {
-    s += 1 / Math.pow(k + 1, ZIPF_S);
-    cum[k] = s;
-  }
-  for (let k = 0; k < n; k++) cum[k]! /= s;
-  return cum;
-}
-
-function sample(cum: Float64Array, u: number): number {
-  let lo = 0;
-  let hi = cum.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (cum[mid]! < u) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 export interface Universe {
   domains: string[];
@@ -77,7 +55,7 @@ export function makeUniverse(seed = 1): Universe {
     devices.push(i < 130 ? `192.168.1.${i + 2}` : `fd00::${(i + 2).toString(16)}`);
     deviceProfile.push(PROFILES[i % PROFILES.length]!);
   }
-  return { domains, domainIps, devices, deviceProfile, domainCum: zipfTable(DOMAINS), deviceCum: zipfTable(DEVICES) };
+  return { domains, domainIps, devices, deviceProfile, domainCum: zipfTable(DOMAINS, ZIPF_S), deviceCum: zipfTable(DEVICES, ZIPF_S) };
 }
 
 /** Generates connections in start order; each call to `next` makes one. */
@@ -99,8 +77,8 @@ export class ConnGen {
   /** A connection starting at `started`; ended (with final counters) unless `active`. */
   next(started: number, active: boolean): ConnRecord {
     const { u, rng } = this;
-    const d = sample(u.domainCum, this.uniform());
-    const dev = sample(u.deviceCum, this.uniform());
+    const d = sampleRank(u.domainCum, this.uniform());
+    const dev = sampleRank(u.deviceCum, this.uniform());
     const domain = u.domains[d]!;
     const device = u.devices[dev]!;
     const remote = u.domainIps[d]![rng.int(u.domainIps[d]!.length)]!;

@@ -17,7 +17,7 @@ import { QueryLog } from "./querylog.js";
 import { Resolver, type Learner } from "./resolver.js";
 import { DnsServer } from "./server.js";
 import { Clients, type ClientPolicy } from "./clients.js";
-import { DEFAULT_GROUP, type BlockingState, type CachedAnswer, type DnsControlApi, type ResolverStatus } from "./types.js";
+import { DEFAULT_GROUP, type BlockingState, type CachedAnswer, type DnsControlApi } from "./types.js";
 import { systemNameservers } from "../system/nameservers.js";
 import { DOH_NAMES } from "./bypass.js";
 
@@ -185,21 +185,10 @@ export class DnsService implements DnsControlApi {
     return sum;
   }
 
-  resolvers(): ResolverStatus[] {
-    return this.upstreams.status().map((u: UpstreamInfo) => ({
-      spec: u.spec,
-      type: u.type,
-      ip: u.ip,
-      host: u.host,
-      port: u.port,
-      path: u.path,
-      failing: u.failing,
-      queries: u.queries,
-      failures: u.failures,
-      lastError: u.lastError,
-      avgRttMs: u.avgRttMs,
-    }));
+  resolvers(): UpstreamInfo[] {
+    return this.upstreams.status();
   }
+
 
   cached(name: string, qtype: number): CachedAnswer | null {
     const e = this.resolver.cache.lookup(name, qtype);

@@ -3,6 +3,8 @@
 // between the resolver, the filter, the query log and the API. Numbers on the hot path, names
 // only where a reply is built.
 
+import type { UpstreamInfo } from "./upstream.js";
+
 /** How a query was answered. The order is sluice's; the names are Pi-hole's (`status` in /api/queries). */
 export const enum QueryStatus {
   UNKNOWN = 0,
@@ -391,19 +393,8 @@ export interface GroupRow {
   enabled: boolean;
 }
 
-export interface ResolverStatus {
-  spec: string;
-  type: "dns" | "tcp" | "dot" | "doh";
-  ip: string | null;
-  host: string | null;
-  port: number;
-  path: string | null;
-  failing: boolean;
-  queries: number;
-  failures: number;
-  lastError: string | null;
-  avgRttMs: number;
-}
+/** An upstream resolver and its health, as the upstream module reports it. */
+export type ResolverStatus = UpstreamInfo;
 
 export interface CachedAnswer {
   /** The reply as stored (ID 0, no OPT), TTLs as received. */
