@@ -1073,9 +1073,9 @@ describe("per-socket limits", () => {
         hub.publish("notifications", `flood/${n % 16}`, { key: `flood/${n % 16}`, value: { blob, n }, created: 1, modified: 2 });
         published += blob.length;
       }
-      // A pause per batch lets the reading client keep up even on a loaded machine (tests run
-      // in parallel): only the paused one may fall behind.
-      await sleep(2);
+      // The reading client gets each batch before the next is published, however loaded the
+      // machine is (test files run in parallel): only the paused one may fall behind.
+      for (let waited = 0; fast.pending(fastSub).length < n && waited < 5000; waited += 2) await sleep(2);
     }
     assert.equal(hub.counters.slowClosed, closedBefore + 1, `no slow close after ${published >> 20} MiB`);
     // The slow socket is gone from the hub: more updates are not queued for it.
