@@ -36,6 +36,7 @@ typedef struct {
   int family;
   int used;
   int watching;
+  int closing;  // uv_close pending: the slot is not free and the handle no longer valid
   uv_poll_t poll;
   napi_env env;
   napi_ref cb;
@@ -75,7 +76,7 @@ static int get_i32(napi_env env, napi_value v, int32_t *out) {
 
 static sock_t *get_sock(napi_env env, napi_value v) {
   int32_t h;
-  if (!get_i32(env, v, &h) || h < 0 || h >= MAX_SOCKS || !socks[h].used) {
+  if (!get_i32(env, v, &h) || h < 0 || h >= MAX_SOCKS || !socks[h].used || socks[h].closing) {
     napi_throw_range_error(env, NULL, "dnsio: bad socket handle");
     return NULL;
   }
@@ -342,25 +343,31 @@ static napi_value d_send(napi_env env, napi_callback_info info) {
     msgs[k].msg_hdr.msg_namelen = al;
     k++;
   }
-  int sent = 0;
-  // A full send buffer (EAGAIN) or an unreachable client loses only what is left: UDP may drop.
-  while (sent < k) {
-    int r = sendmmsg(s->fd, msgs + sent, k - sent, MSG_DONTWAIT);
+  // sendmmsg stops at the first datagram that fails. One bad destination (port 0, a route
+  // gone, a firewall EPERM) must not cost the replies behind it: skip it and go on. A full
+  // send buffer (EAGAIN, ENOBUFS) would fail the rest as well: stop there (UDP may drop).
+  int sent = 0, done = 0, lastErr = 0;
+  while (done < k) {
+    int r = sendmmsg(s->fd, msgs + done, k - done, MSG_DONTWAIT);
     if (r < 0) {
       if (errno == EINTR) continue;
-      if (sent == 0) return num(env, -errno);
-      break;
+      lastErr = errno;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
+      done++;  // this one cannot be sent; the rest may
+      continue;
     }
     if (r == 0) break;
     sent += r;
+    done += r;
   }
-  return num(env, sent);
+  return num(env, sent == 0 && lastErr != 0 ? -lastErr : sent);
 }
 
 static void on_closed(uv_handle_t *h) {
   sock_t *s = h->data;
   close(s->fd);
-  s->used = 0;
+  s->closing = 0;
+  s->used = 0;  // only now may open() reuse the slot: libuv is done with its poll handle
 }
 
 // close(handle)
@@ -372,6 +379,7 @@ static napi_value d_close(napi_env env, napi_callback_info info) {
   if (!s) return NULL;
   if (s->watching) {
     s->watching = 0;
+    s->closing = 1;
     uv_poll_stop(&s->poll);
     napi_delete_reference(env, s->cb);
     napi_async_destroy(env, s->ctx);

@@ -232,6 +232,39 @@ describe("the resolver", () => {
     assert.equal(((await answerWith(null)).answers![0] as { data: string }).data, "0.0.0.0");
   });
 
+  it("answers SERVFAIL at once past 256 identical questions waiting for one upstream answer", async () => {
+    const up = upstream({ delayMs: 50 });
+    const h = harness(up);
+    const replies = await Promise.all(Array.from({ length: 260 }, (_, i) => h.ask(query("flood.example.com", "A", { id: i }))));
+    const codes = replies.map((r) => rcode(r!));
+    assert.equal(codes.filter((c) => c === 0).length, 256);
+    assert.equal(codes.filter((c) => c === 2).length, 4);
+    assert.equal(up.calls.length, 1);
+  });
+
+  it("answers a reply too big to keep but does not cache it, and keeps the cache within its byte budget", async () => {
+    const up = upstream({ many: 700 }); // about 22 KB uncompressed
+    const h = harness(up);
+    const big = dnsPacket.decode((await h.ask(query("huge.example.com"), client(), 65_535))!);
+    assert.equal(big.answers!.length, 700);
+    await h.ask(query("huge.example.com"), client(), 65_535);
+    assert.equal(up.calls.length, 2, "asked again: the big reply was not kept");
+    assert.equal(h.r.cache.storedBytes, 0);
+
+    const small = harness(upstream({ many: 10 }), null, { cacheBytes: 2000 });
+    for (let i = 0; i < 20; i++) await small.ask(query(`n${i}.example.com`));
+    assert.ok(small.r.cache.storedBytes <= 2000, `${small.r.cache.storedBytes} bytes kept`);
+    assert.ok(small.r.cache.counters.evictions > 0);
+  });
+
+  it("neither answers nor logs anything but REFUSED for a client outside the LAN, even a malformed query", async () => {
+    const h = harness(upstream());
+    const bad = Buffer.from(query("x.example.com"));
+    bad.writeUInt16BE(2, 4);
+    assert.equal(rcode((await h.ask(bad, client({ refused: true })))!), 5);
+    assert.equal(h.log.length, 0);
+  });
+
   it("never throws, whatever bytes arrive (random and mutated queries)", async () => {
     const h = harness(upstream());
     const out = new Uint8Array(70_000);

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { once } from "node:events";
-import { dnsio, addressText, META_FAMILY, META_FLAGS, META_INTS, META_LEN, META_PORT, MF_TRUNCATED } from "../src/dns/udp.js";
+import { dnsio, addressText, META_ADDR, META_FAMILY, META_FLAGS, META_INTS, META_LEN, META_PORT, MF_TRUNCATED } from "../src/dns/udp.js";
 
 const SLOT = 512;
 const BATCH = 8;
@@ -46,6 +46,33 @@ describe("the DNS UDP addon", () => {
       while (replies.length < 4) await once(client, "message");
       assert.deepEqual(replies.sort(), ["reply 0", "reply 1", "reply 3", "reply 4"]);
       assert.equal(io.recv(h, buf, SLOT, BATCH, meta), 0, "nothing waiting: 0, not a block");
+    } finally {
+      client.close();
+      io.close(h);
+    }
+  });
+
+  it("sends the rest of a batch when one destination cannot be sent to", async () => {
+    const io = dnsio();
+    const h = io.open("127.0.0.1", 0, 0);
+    const client = dgram.createSocket("udp4");
+    await new Promise<void>((r) => client.bind(0, "127.0.0.1", r));
+    try {
+      const buf = new Uint8Array(SLOT * 3);
+      const meta = new Int32Array(META_INTS * 3);
+      for (let i = 0; i < 3; i++) {
+        buf.set(Buffer.from(`r${i}`), i * SLOT);
+        const r = i * META_INTS;
+        meta[r + META_LEN] = 2;
+        meta[r + META_FAMILY] = 4;
+        meta[r + META_PORT] = i === 0 ? 0 : client.address().port; // port 0: the kernel refuses it
+        meta[r + META_ADDR] = 0x7f000001;
+      }
+      const got: string[] = [];
+      client.on("message", (m) => got.push(m.toString()));
+      assert.equal(io.send(h, buf, SLOT, 3, meta), 2);
+      while (got.length < 2) await once(client, "message");
+      assert.deepEqual(got.sort(), ["r1", "r2"]);
     } finally {
       client.close();
       io.close(h);

@@ -132,10 +132,12 @@ async function run(args: string[]): Promise<number> {
   // core/restart stops everything and goes round again with the configuration on disk.
   for (;;) {
     let control: Control;
+    let opened: Control | null = null;
     let api: Api | null = null;
     let dns: DnsService | null = null;
     try {
       control = Control.open(data, log);
+      opened = control;
       current = control;
       api = await startApi(control, control.log, { devMode: dev });
       const a = control.config.api;
@@ -170,6 +172,9 @@ async function run(args: string[]): Promise<number> {
       control.state = "ready";
       log.info(`ready: API on http://${a.host.includes(":") ? `[${a.host}]` : a.host}:${api.port}/api/v1/ (dashboard at /, health at /health)`);
     } catch (err) {
+      // Whatever started before the failure goes again: no resolver, interception or firewall
+      // chains may outlive a start that did not finish.
+      if (opened !== null) await stopServices(opened, dns, capture);
       api?.close();
       process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`);
       return EXIT_INVALID;
@@ -177,16 +182,8 @@ async function run(args: string[]): Promise<number> {
     const why = await control.stopped;
     control.state = "stopping";
     log.info(why === "restart" ? "restarting" : "stopping");
-    try {
-      if (dns !== null) {
-        control.dns = null;
-        await dns.stop();
-        if (capture && dnsInterception(control.config)) await removeInterception({ ipv6: control.config.ipv6 });
-      }
-      await control.recorder?.stop();
-      await control.gateway?.stop();
-    } catch (err) {
-      log.warn(`stop failed: ${String(err)}; run "sluice recover"`);
+    if (!(await stopServices(control, dns, capture))) {
+      log.warn('stop failed; run "sluice recover"');
       api.close();
       return EXIT_INVALID;
     }
@@ -196,6 +193,31 @@ async function run(args: string[]): Promise<number> {
     log.info(control.gateway ? "stopped; firewall chains removed" : "stopped");
     if (why !== "restart") return 0;
   }
+}
+
+/**
+ * Stops what run() started, each step on its own so one failure does not leave the rest
+ * running. DNS interception goes first: LAN devices' DNS must not stay redirected to a resolver
+ * that is going away. Returns false if a step failed (each failure is logged).
+ */
+async function stopServices(control: Control, dns: DnsService | null, capture: boolean): Promise<boolean> {
+  let ok = true;
+  const step = async (what: string, f: () => unknown): Promise<void> => {
+    try {
+      await f();
+    } catch (err) {
+      ok = false;
+      control.log.warn(`stop: ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  if (dns !== null) {
+    if (capture && dnsInterception(control.config)) await step("removing DNS interception", () => removeInterception({ ipv6: control.config.ipv6 }));
+    control.dns = null;
+    await step("stopping the DNS resolver", () => dns.stop());
+  }
+  await step("stopping the connection recorder", () => control.recorder?.stop());
+  await step("removing the firewall chains", () => control.gateway?.stop());
+  return ok;
 }
 
 /** The history store (connections and the DNS query log), when history is on. */

@@ -51,6 +51,8 @@ export class CacheEntry {
   ref = 0;
   /** Last time (s) its addresses were fed to the IP -> domain table. */
   learnedAt = 0;
+  /** In the table (false once evicted: a query waiting upstream may still hold it). */
+  inCache = false;
 
   constructor(
     readonly hash: number,
@@ -71,12 +73,41 @@ export interface CacheCounters {
   expired: number;
 }
 
+/** Entries sharing one hash, at most: a crafted flood of colliding names cannot grow a chain. */
+const MAX_CHAIN = 8;
+
 export class AnswerCache {
   private readonly map = new Map<number, CacheEntry>();
   private count = 0;
+  private bytes = 0;
   readonly counters: CacheCounters = { hits: 0, misses: 0, inserts: 0, evictions: 0, expired: 0 };
 
-  constructor(readonly maxEntries: number) {}
+  constructor(
+    readonly maxEntries: number,
+    readonly maxBytes: number = Infinity,
+  ) {}
+
+  /** Bytes of stored replies. */
+  get storedBytes(): number {
+    return this.bytes;
+  }
+
+  /** A reply was stored or replaced in entry e: `delta` bytes more; evicts down to the budget. */
+  accountBytes(e: CacheEntry, delta: number): void {
+    if (!e.inCache) return;
+    this.bytes += delta;
+    while (this.bytes > this.maxBytes && this.count > 1 && this.evict());
+  }
+
+  /** Keeps the entry (its decision) but lets its reply go. */
+  dropReply(e: CacheEntry): void {
+    if (e.reply === null) return;
+    if (e.inCache) this.bytes -= e.reply.length;
+    e.reply = null;
+    e.ttlAt = null;
+    e.ttlBase = null;
+    e.expiresAt = 0;
+  }
 
   get size(): number {
     return this.count;
@@ -104,16 +135,36 @@ export class AnswerCache {
   insert(e: CacheEntry): void {
     if (this.count >= this.maxEntries) this.evict();
     const head = this.map.get(e.hash);
-    if (head !== undefined) e.next = head;
+    if (head !== undefined) {
+      e.next = head;
+      // Cut the chain's oldest entries beyond MAX_CHAIN.
+      let p = e;
+      for (let n = 1; p.next !== null; n++) {
+        if (n >= MAX_CHAIN) {
+          for (let x: CacheEntry | null = p.next; x !== null; x = x.next) {
+            x.inCache = false;
+            this.bytes -= x.reply?.length ?? 0;
+            this.count--;
+            this.counters.evictions++;
+          }
+          p.next = null;
+          break;
+        }
+        p = p.next;
+      }
+    }
     this.map.set(e.hash, e);
+    e.inCache = true;
     this.count++;
     this.counters.inserts++;
   }
 
   clear(): number {
     const n = this.count;
+    for (const e of this.entries()) e.inCache = false;
     this.map.clear();
     this.count = 0;
+    this.bytes = 0;
     return n;
   }
 
@@ -121,12 +172,13 @@ export class AnswerCache {
     for (const head of this.map.values()) for (let e: CacheEntry | null = head; e !== null; e = e.next) yield e;
   }
 
-  private evict(): void {
+  /** Evicts one entry (CLOCK); false if there was none to evict. */
+  private evict(): boolean {
     const now = Date.now();
     // The hand walks from the front; bounded so a table full of referenced entries still ends.
     for (let steps = 0; steps < 2 * this.count + 2; steps++) {
       const first = this.map.entries().next();
-      if (first.done) return;
+      if (first.done) return false;
       const [hash, head] = first.value;
       if (head.ref !== 0 && head.expiresAt > now) {
         head.ref = 0;
@@ -136,29 +188,13 @@ export class AnswerCache {
       }
       this.map.delete(hash);
       if (head.next !== null) this.map.set(hash, head.next);
+      head.inCache = false;
+      this.bytes -= head.reply?.length ?? 0;
       this.count--;
       this.counters.evictions++;
-      return;
+      return true;
     }
-  }
-
-  /** Takes an entry out (e.g. one that expired). */
-  remove(e: CacheEntry): void {
-    const head = this.map.get(e.hash);
-    if (head === undefined) return;
-    if (head === e) {
-      if (e.next === null) this.map.delete(e.hash);
-      else this.map.set(e.hash, e.next);
-      this.count--;
-      return;
-    }
-    for (let p = head; p.next !== null; p = p.next) {
-      if (p.next === e) {
-        p.next = e.next;
-        this.count--;
-        return;
-      }
-    }
+    return false;
   }
 }
 

@@ -72,6 +72,8 @@ export interface QueryRecorder {
 
 export interface ResolverOptions {
   cacheSize: number;
+  /** Bytes of stored replies the cache may hold. */
+  cacheBytes: number;
   /** Floor and ceiling applied to positive TTLs (seconds). */
   minTtl: number;
   maxTtl: number;
@@ -87,7 +89,7 @@ export interface ResolverOptions {
   domainNeeded: boolean;
   /** Reverse lookups of private addresses are answered NXDOMAIN locally (dnsmasq's bogus-priv). */
   bogusPriv: boolean;
-  /** Most queries waiting for upstreams at once; beyond, SERVFAIL at once. */
+  /** Most queries waiting for upstreams at once (all questions together); beyond, SERVFAIL at once. */
   maxPending: number;
   /** More names answered NXDOMAIN here (known DoH servers when bypass prevention is on). */
   localNxdomain: ReadonlySet<string>;
@@ -95,6 +97,7 @@ export interface ResolverOptions {
 
 export const DEFAULT_RESOLVER_OPTIONS: ResolverOptions = {
   cacheSize: 100_000,
+  cacheBytes: 64 << 20,
   minTtl: 0,
   maxTtl: 86_400,
   negativeMaxTtl: 3600,
@@ -144,6 +147,10 @@ const ZERO16 = new Uint8Array(16);
 const CANARY = "use-application-dns.net";
 /** A decision-only entry (blocked name) is trusted this long before the filter is asked again. */
 const DECISION_ONLY_MS = 3_600_000;
+/** Identical questions waiting for one upstream answer, at most (a flood of one name is cut here). */
+const MAX_WAITERS_PER_QUESTION = 256;
+/** Replies larger than this answer their waiters but are not kept (a cache of 64 KiB TXT records is a memory attack). */
+const MAX_CACHED_REPLY = 16 << 10;
 /** Addresses of a cached answer are re-taught to the IP -> domain table at most this often. */
 const RELEARN_S = 60;
 const IPDOM_MIN_TTL = 60;
@@ -158,7 +165,8 @@ export class Resolver {
   private readonly q2 = new QueryView();
   private readonly scan = new ReplyScan();
   private readonly pending = new Map<CacheEntry, Pending>();
-  private pendingCount = 0;
+  /** Queries waiting for upstreams (all waiters of all questions in flight). */
+  private waiting = 0;
   /** Scratch for replies delivered later (TCP-sized: an upstream reply may be large). */
   private readonly late = new Uint8Array(65_535 + OPT_SIZE);
   private readonly overrides = new Map<string, { rcode: number; addr4: Uint8Array | null; addr6: Uint8Array | null; drop: boolean }>();
@@ -172,11 +180,11 @@ export class Resolver {
     private readonly log: QueryRecorder | null,
     private readonly learn: Learner | null,
   ) {
-    this.cache = new AnswerCache(opts.cacheSize);
+    this.cache = new AnswerCache(opts.cacheSize, opts.cacheBytes);
   }
 
   get pendingQueries(): number {
-    return this.pendingCount;
+    return this.waiting;
   }
 
   /**
@@ -192,16 +200,16 @@ export class Resolver {
     if (limit === UDP_LIMIT) limit = q.edns ? Math.min(q.udpSize, MAX_UDP_PAYLOAD) : CLASSIC_UDP_PAYLOAD;
     this.counters.queries++;
     const now = this.nowMs;
+    if (client.refused) {
+      // Before anything else: a client outside the LAN gets nothing of ours, not even a log line.
+      this.counters.refused++;
+      return writeEmpty(out, o, src, off, q, RCODE_REFUSED);
+    }
     if (rc !== Q_OK) {
       this.counters.malformed++;
       const n = writeEmpty(out, o, src, off, q, rc === RCODE_BADVERS ? RCODE_BADVERS : rc);
       if (q.qtype !== 0) this.record(client, nameText(src, q, off), q.qtype, QueryStatus.SPECIAL_DOMAIN, rc === RCODE_REFUSED ? ReplyType.REFUSED : ReplyType.FORMERR, 0, null, -1);
       return n;
-    }
-
-    if (client.refused) {
-      this.counters.refused++;
-      return writeEmpty(out, o, src, off, q, RCODE_REFUSED);
     }
     let e = this.cache.find(src, off, q);
     if (e === null) {
@@ -245,7 +253,14 @@ export class Resolver {
       return n;
     }
     this.cache.counters.misses++;
-    this.forward(e, src, off, len, client, limit, transport, tag);
+    const p = this.pending.get(e);
+    if (this.waiting >= this.opts.maxPending || (p !== undefined && p.waiters.length >= MAX_WAITERS_PER_QUESTION)) {
+      // Memory for waiting queries is bounded: beyond it, SERVFAIL now (the client retries).
+      this.counters.overloaded++;
+      this.record(client, e.nameText, q.qtype, QueryStatus.FORWARDED, ReplyType.SERVFAIL, 0, null, -1);
+      return writeEmpty(out, o, src, off, q, RCODE_SERVFAIL);
+    }
+    this.forward(e, p, src, off, len, client, limit, transport, tag);
     return 0;
   }
 
@@ -325,21 +340,15 @@ export class Resolver {
     return -1;
   }
 
-  private forward(e: CacheEntry, src: Uint8Array, off: number, len: number, client: Client, limit: number, transport: Transport, tag: number): void {
+  private forward(e: CacheEntry, p: Pending | undefined, src: Uint8Array, off: number, len: number, client: Client, limit: number, transport: Transport, tag: number): void {
     const waiter: Waiter = { query: src.slice(off, off + len), client, limit, handle: transport.hold(tag), transport, startMs: this.nowMs };
-    const p = this.pending.get(e);
+    this.waiting++;
     if (p !== undefined) {
       p.waiters.push(waiter); // the same question is already on its way: one upstream query serves all
       return;
     }
-    if (this.pendingCount >= this.opts.maxPending) {
-      this.counters.overloaded++;
-      this.fail(e, [waiter], null);
-      return;
-    }
     const pend: Pending = { entry: e, waiters: [waiter] };
     this.pending.set(e, pend);
-    this.pendingCount++;
     this.counters.forwarded++;
     const qb = this.upstreamQuery(e);
     this.forwarder.resolve(qb).then(
@@ -368,7 +377,7 @@ export class Resolver {
 
   private settle(p: Pending, qb: Uint8Array, reply: Uint8Array | null, upstream: string | null): void {
     this.pending.delete(p.entry);
-    this.pendingCount--;
+    this.waiting -= p.waiters.length;
     const e = p.entry;
     const now = Date.now();
     const q2 = this.q2;
@@ -384,7 +393,9 @@ export class Resolver {
     let ttl: number;
     if (s.rcode === RCODE_NOERROR && s.an > 0) ttl = Math.min(Math.max(s.minTtl, this.opts.minTtl), this.opts.maxTtl);
     else ttl = s.negTtl >= 0 ? Math.min(s.negTtl, this.opts.negativeMaxTtl) : 0; // RFC 2308: no SOA, no negative caching
+    const before = e.reply?.length ?? 0;
     storeReply(e, reply, reply.length, s, now, ttl);
+    this.cache.accountBytes(e, e.reply!.length - before);
     e.upstream = upstream;
     e.replyType =
       s.rcode === RCODE_NXDOMAIN ? ReplyType.NXDOMAIN : s.an === 0 ? ReplyType.NODATA : s.addrs > 0 ? ReplyType.IP : s.cname ? ReplyType.CNAME : ReplyType.RRNAME;
@@ -396,6 +407,7 @@ export class Resolver {
       w.transport.deliver(w.handle, this.late, n);
       this.record(w.client, e.nameText, e.qtype, QueryStatus.FORWARDED, e.replyType, now - w.startMs, upstream, -1);
     }
+    if (e.reply!.length > MAX_CACHED_REPLY) this.cache.dropReply(e);
   }
 
   /** Feeds the entry's addresses to the IP -> domain table (under the question's name). */

@@ -18,6 +18,10 @@ const TCP_IDLE_MS = 10_000;
 const TCP_MAX_CONNECTIONS = 512;
 /** A TCP client may have this many queries waiting for upstreams before we stop reading from it. */
 const TCP_MAX_INFLIGHT = 64;
+/** Replies queued unsent beyond this: stop reading until the client reads; beyond the second, cut it off. */
+const TCP_MAX_QUEUED = 256 << 10;
+const TCP_MAX_UNSENT = 4 << 20;
+const TCP_INITIAL_BUFFER = 4096;
 const TCP_MAX_MESSAGE = 65_535;
 
 /** Finds (or creates) the Client for an address: by a meta row (UDP) or text (TCP). */
@@ -32,6 +36,7 @@ export interface ServerCounters {
   udpSendErrors: number;
   udpRecvErrors: number;
   udpTruncatedIn: number;
+  udpBadSource: number;
   tcpConnections: number;
   tcpQueries: number;
   tcpRefused: number;
@@ -54,7 +59,7 @@ interface UdpHold {
 }
 
 export class DnsServer {
-  readonly counters: ServerCounters = { udpIn: 0, udpOut: 0, udpSendErrors: 0, udpRecvErrors: 0, udpTruncatedIn: 0, tcpConnections: 0, tcpQueries: 0, tcpRefused: 0 };
+  readonly counters: ServerCounters = { udpIn: 0, udpOut: 0, udpSendErrors: 0, udpRecvErrors: 0, udpTruncatedIn: 0, udpBadSource: 0, tcpConnections: 0, tcpQueries: 0, tcpRefused: 0 };
   private readonly io: DnsioAddon;
   private readonly udp: UdpSocket[] = [];
   private readonly tcp: net.Server[] = [];
@@ -131,6 +136,12 @@ export class DnsServer {
           outMeta[r + META_LEN] = 0;
           continue;
         }
+        if (inMeta[r + META_PORT] === 0) {
+          // Source port 0 cannot be answered (and is never a real resolver client).
+          this.counters.udpBadSource++;
+          outMeta[r + META_LEN] = 0;
+          continue;
+        }
         const client = clients.byMeta(inMeta, i);
         outMeta[r + META_LEN] = resolver.answer(inBuf, i * SLOT, inMeta[r + META_LEN]!, client, outBuf, i * SLOT, UDP_LIMIT, sock.transport, i);
       }
@@ -192,46 +203,78 @@ export class DnsServer {
     });
   }
 
+  /**
+   * One TCP connection: frames are parsed from one growing buffer (no concatenation per
+   * chunk), answered in order, and reading stops while the client is not reading our replies
+   * (more than TCP_MAX_QUEUED unsent) or has TCP_MAX_INFLIGHT queries waiting upstream, so a
+   * client can never make us queue without bound. Past TCP_MAX_UNSENT it is cut off.
+   */
   private onTcp(sock: net.Socket): void {
     this.counters.tcpConnections++;
     this.conns.add(sock);
     const client = this.clients.byText(normalizeRemote(sock.remoteAddress ?? ""));
-    let buf: Buffer = Buffer.alloc(0);
+    let buf = Buffer.allocUnsafe(TCP_INITIAL_BUFFER);
+    let have = 0;
     let inflight = 0;
+    const blocked = () => inflight >= TCP_MAX_INFLIGHT || sock.writableLength > TCP_MAX_QUEUED;
+    const send = (bytes: Uint8Array): void => {
+      if (sock.destroyed) return;
+      sock.write(bytes);
+      if (sock.writableLength > TCP_MAX_UNSENT) sock.destroy();
+    };
+    const pump = (): void => {
+      this.resolver.nowMs = Date.now();
+      let off = 0;
+      while (have - off >= 2 && !blocked() && !sock.destroyed) {
+        const len = buf.readUInt16BE(off);
+        if (have - off < 2 + len) break;
+        this.counters.tcpQueries++;
+        const n = this.resolver.answer(buf, off + 2, len, client, this.tcpOut, 2, TCP_MAX_MESSAGE, transport, 0);
+        if (n > 0) {
+          this.tcpOut[0] = n >>> 8;
+          this.tcpOut[1] = n & 255;
+          send(Buffer.from(this.tcpOut.subarray(0, n + 2)));
+        }
+        off += 2 + len;
+      }
+      if (off > 0) {
+        buf.copyWithin(0, off, have);
+        have -= off;
+      }
+      if (blocked()) sock.pause();
+      else if (sock.isPaused()) sock.resume();
+    };
     const transport: Transport = {
       hold: () => {
         inflight++;
-        if (inflight >= TCP_MAX_INFLIGHT) sock.pause();
         return sock;
       },
       deliver: (_h, reply, len) => {
         inflight--;
-        if (inflight < TCP_MAX_INFLIGHT && sock.isPaused()) sock.resume();
-        if (sock.destroyed || len <= 0) return;
-        const framed = Buffer.allocUnsafe(2 + len);
-        framed.writeUInt16BE(len, 0);
-        framed.set(reply.subarray(0, len), 2);
-        sock.write(framed);
+        if (len > 0) {
+          const framed = Buffer.allocUnsafe(2 + len);
+          framed.writeUInt16BE(len, 0);
+          framed.set(reply.subarray(0, len), 2);
+          send(framed);
+        }
+        if (!sock.destroyed && sock.isPaused() && !blocked()) pump();
       },
     };
     sock.setTimeout(TCP_IDLE_MS, () => sock.destroy());
     sock.on("error", () => sock.destroy());
     sock.on("close", () => this.conns.delete(sock));
+    sock.on("drain", () => {
+      if (sock.isPaused() && !blocked()) pump();
+    });
     sock.on("data", (chunk: Buffer) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      this.resolver.nowMs = Date.now();
-      while (buf.length >= 2) {
-        const len = buf.readUInt16BE(0);
-        if (buf.length < 2 + len) break;
-        this.counters.tcpQueries++;
-        const n = this.resolver.answer(buf, 2, len, client, this.tcpOut, 2, TCP_MAX_MESSAGE, transport, 0);
-        if (n > 0) {
-          this.tcpOut[0] = n >>> 8;
-          this.tcpOut[1] = n & 255;
-          sock.write(Buffer.from(this.tcpOut.subarray(0, n + 2)));
-        }
-        buf = buf.subarray(2 + len);
+      if (have + chunk.length > buf.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(2 * buf.length, have + chunk.length));
+        buf.copy(bigger, 0, 0, have);
+        buf = bigger;
       }
+      chunk.copy(buf, have);
+      have += chunk.length;
+      pump();
     });
   }
 }

@@ -7,6 +7,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { isIP } from "node:net";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import type { DnsConfig } from "../gateway/config.js";
 import type { Ruleset, Source } from "../rules/types.js";
 import type { HistoryStore } from "../store/history.js";
@@ -52,10 +54,17 @@ interface SavedState {
   groups: Record<string, number>;
 }
 
-/** How long the neighbour table (IP -> MAC, for MAC-bound profiles) is trusted. */
-const NEIGH_TTL_MS = 30_000;
+/**
+ * While a profile is bound to a MAC address, the neighbour tables (IPv4 and IPv6) are read this
+ * often and clients whose MAC changed get their group again: a device that joins, or an address
+ * DHCP hands to another device, is filtered by its own profile within this time.
+ */
+const NEIGH_REFRESH_MS = 10_000;
 const ARP_TABLE = "/proc/net/arp";
 const HOUR_MS = 3_600_000;
+const run = promisify(execFile);
+/** The cache's byte budget per allowed entry (typical replies are 50-300 bytes; big ones are rarer). */
+const CACHE_BYTES_PER_ENTRY = 640;
 
 export class DnsService implements DnsControlApi {
   private readonly clients: Clients;
@@ -64,8 +73,8 @@ export class DnsService implements DnsControlApi {
   private global: Toggle;
   private groupIds: Record<string, number>;
   private refreshTimer: NodeJS.Timeout | null = null;
-  private neigh = new Map<string, string>();
-  private neighAt = 0;
+  private neigh = readArp();
+  private neighTimer: NodeJS.Timeout | null = null;
   private ruleset: Ruleset;
   private readonly statePath: string;
   readonly resolver: Resolver;
@@ -96,6 +105,7 @@ export class DnsService implements DnsControlApi {
     this.resolver = new Resolver(
       {
         cacheSize: c.cacheSize,
+        cacheBytes: CACHE_BYTES_PER_ENTRY * c.cacheSize,
         minTtl: c.minTtl,
         maxTtl: c.maxTtl,
         negativeMaxTtl: c.negativeMaxTtl,
@@ -106,7 +116,9 @@ export class DnsService implements DnsControlApi {
         domainNeeded: c.domainNeeded,
         bogusPriv: c.bogusPriv,
         maxPending: 10_000,
-        localNxdomain: new Set(c.interception.blockDoH ? DOH_NAMES : []),
+        // Bypass prevention answers NXDOMAIN for DoH services, except the ones we forward to
+        // ourselves (their names may be looked up through us).
+        localNxdomain: new Set(c.interception.blockDoH ? DOH_NAMES.filter((n) => !upstreams.status().some((u) => u.host === n)) : []),
       },
       upstreams,
       filter,
@@ -114,6 +126,7 @@ export class DnsService implements DnsControlApi {
       opts.learn,
     );
     this.armGlobalTimer();
+    this.watchNeighbours();
   }
 
   /** Opens the filter and query log, binds the sockets. Throws if no address could be bound. */
@@ -279,6 +292,7 @@ export class DnsService implements DnsControlApi {
   /** The ruleset changed: profiles (groups) and their sources may have. */
   rulesetChanged(r: Ruleset): void {
     this.ruleset = r;
+    this.watchNeighbours();
     this.clients.refresh();
   }
 
@@ -319,13 +333,28 @@ export class DnsService implements DnsControlApi {
   }
 
   private macOf(ip: string): string | null {
-    const now = Date.now();
-    if (now - this.neighAt > NEIGH_TTL_MS) {
-      this.neighAt = now;
-      this.neigh = readArp();
-    }
     return this.neigh.get(ip) ?? null;
   }
+
+  /** Keeps the neighbour tables fresh while some profile is bound to a MAC address. */
+  private watchNeighbours(): void {
+    const hasMac = this.ruleset.profiles.some((p) => p.sources.some((src) => src.kind === "mac"));
+    if (!hasMac) {
+      if (this.neighTimer !== null) clearInterval(this.neighTimer);
+      this.neighTimer = null;
+      return;
+    }
+    if (this.neighTimer !== null) return;
+    this.neighTimer = setInterval(() => {
+      void readNeighbours().then((m) => {
+        const changed = m.size !== this.neigh.size || [...m].some(([ip, mac]) => this.neigh.get(ip) !== mac);
+        this.neigh = m;
+        if (changed) this.clients.refresh();
+      });
+    }, NEIGH_REFRESH_MS);
+    this.neighTimer.unref();
+  }
+
 
   private save(): void {
     const state: SavedState = { blocking: this.global, groups: this.groupIds };
@@ -340,8 +369,14 @@ export class DnsService implements DnsControlApi {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     if (this.refreshTimer !== null) clearInterval(this.refreshTimer);
+    if (this.neighTimer !== null) clearInterval(this.neighTimer);
     this.upstreams.close();
-    await this.log.close();
+    try {
+      await this.log.close();
+    } catch (err) {
+      // The resolver is stopped either way; what was not flushed is lost, and that is said.
+      this.opts.log.warn(`dns: the query log could not be flushed: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 }
 
@@ -442,6 +477,21 @@ function netsOf(addresses: string[]): Net[] {
     }
   }
   return nets;
+}
+
+/** IPv4 neighbours (ARP table) and IPv6 ones (`ip -6 neigh`), IP -> MAC as 12 hex digits. */
+async function readNeighbours(): Promise<Map<string, string>> {
+  const m = readArp();
+  try {
+    const { stdout } = await run("ip", ["-6", "neigh", "show"], { timeout: 5000 });
+    for (const line of stdout.split("\n")) {
+      const f = /^(\S+) .*lladdr ([0-9a-f:]{17})/i.exec(line);
+      if (f !== null && !line.includes("FAILED")) m.set(f[1]!, f[2]!.replace(/:/g, "").toLowerCase());
+    }
+  } catch {
+    // no ip(8) or no IPv6: IPv6 clients are not matched by MAC
+  }
+  return m;
 }
 
 function readArp(): Map<string, string> {

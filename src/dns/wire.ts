@@ -3,6 +3,8 @@
 // addresses) so the cache can serve them later by copying bytes and patching a few fields.
 // Nothing here allocates per query; every read is bounds-checked against the message's end.
 
+import { randomBytes } from "node:crypto";
+
 export const HEADER = 12;
 export const F_QR = 0x8000;
 export const F_AA = 0x0400;
@@ -76,6 +78,12 @@ export class QueryView {
   dnssecOk = false;
 }
 
+/**
+ * Start value of the query hash, random per process: the cache is keyed by this hash, and a
+ * fixed one would let anyone precompute names that all land in one bucket.
+ */
+const HASH_SEED = randomBytes(4).readUInt32LE(0) | 1;
+
 const U16 = (b: Uint8Array, o: number): number => (b[o]! << 8) | b[o + 1]!;
 const U32 = (b: Uint8Array, o: number): number => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 
@@ -140,7 +148,7 @@ export function parseQuery(b: Uint8Array, off: number, len: number, q: QueryView
 
   // Question name: uncompressed labels (a query has nothing earlier to point at).
   let o = off + HEADER;
-  let h = 0x811c9dc5;
+  let h = HASH_SEED;
   let plain = true;
   let labels = 0;
   for (;;) {
