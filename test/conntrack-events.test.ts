@@ -5,7 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -378,13 +378,19 @@ out(${JSON.stringify(LINES.tcp4)});`);
   });
 
   it("stop() kills the child by pid, escalating to SIGKILL, and resolves once it has exited", async () => {
-    const path = fakeConntrack(`announce(); process.removeAllListeners("SIGTERM"); process.on("SIGTERM", () => {});`);
+    const ready = join(fakeDir, `ignores-sigterm-${process.pid}`);
+    const path = fakeConntrack(
+      `process.removeAllListeners("SIGTERM"); process.on("SIGTERM", () => {}); require("node:fs").writeFileSync(${JSON.stringify(ready)}, "1"); announce();`,
+    );
     const r = reader({ conntrackPath: path, stopTimeoutMs: 200 });
     const exits: Array<[number | null, string | null]> = [];
     r.on("exit", (code, sig) => exits.push([code, sig]));
     assert.equal(await r.start(), true);
     const pid = r.pid;
     assert.ok(pid !== undefined && alive(pid));
+    // Only once the stand-in ignores SIGTERM does the escalation get tested (on a loaded machine
+    // the first SIGTERM could otherwise land before its handler exists).
+    await waitFor("the stand-in to ignore SIGTERM", () => existsSync(ready));
     await withTimeout("stop()", r.stop(), 3000);
     assert.equal(alive(pid), false);
     assert.deepEqual(exits, [[null, "SIGKILL"]]);
