@@ -63,6 +63,8 @@ const NEIGH_REFRESH_MS = 10_000;
 const ARP_TABLE = "/proc/net/arp";
 const HOUR_MS = 3_600_000;
 const run = promisify(execFile);
+/** How often LAN addresses are looked for again (listen addresses left to sluice). */
+const ADDRESS_CHECK_MS = 30_000;
 /** The cache's byte budget per allowed entry (typical replies are 50-300 bytes; big ones are rarer). */
 const CACHE_BYTES_PER_ENTRY = 640;
 
@@ -73,6 +75,8 @@ export class DnsService implements DnsControlApi {
   private global: Toggle;
   private groupIds: Record<string, number>;
   private refreshTimer: NodeJS.Timeout | null = null;
+  private addressTimer: NodeJS.Timeout | null = null;
+  private readonly unbindable = new Set<string>();
   private neigh = readArp();
   private neighTimer: NodeJS.Timeout | null = null;
   private ruleset: Ruleset;
@@ -135,7 +139,8 @@ export class DnsService implements DnsControlApi {
     const dir = join(opts.dataDir, "dns");
     mkdirSync(dir, { recursive: true });
     const wan = new Set(opts.wanInterfaces);
-    const lan = lanAddresses(wan);
+    const all = await interfaceAddresses();
+    const lan = lanAddresses(all, wan);
     const listen = c.listen.length > 0 ? c.listen : [...lan.addresses, "127.0.0.1", "::1"];
     let specs = c.upstreams;
     if (specs.length === 0) {
@@ -147,7 +152,7 @@ export class DnsService implements DnsControlApi {
     const upstreams = new Upstreams(specs, { timeoutMs: c.upstreamTimeoutMs });
     const filter = DnsFilter.open(dir, { log: opts.log });
     const log = new QueryLog({ capacity: c.queryLog.memory, store: c.queryLog.enabled ? opts.history : null });
-    const svc = new DnsService(c, filter, log, upstreams, opts, [...lan.nets, ...netsOf(listen), ...LOOPBACK]);
+    const svc = new DnsService(c, filter, log, upstreams, opts, [...lan.nets, ...netsOf(all, listen), ...LOOPBACK]);
     try {
       await svc.bind(listen, c.port);
     } catch (err) {
@@ -158,7 +163,33 @@ export class DnsService implements DnsControlApi {
       svc.refreshTimer = setInterval(() => void svc.updateLists("scheduled"), c.listRefreshHours * HOUR_MS);
       svc.refreshTimer.unref();
     }
+    if (c.listen.length === 0) {
+      // LAN addresses that appear later (an interface configured after sluice started) are
+      // picked up: the network's DNS server must not stay on loopback only after a slow boot.
+      svc.addressTimer = setInterval(() => void svc.bindNewLanAddresses(wan), ADDRESS_CHECK_MS);
+      svc.addressTimer.unref();
+    }
     return svc;
+  }
+
+  private async bindNewLanAddresses(wan: Set<string>): Promise<void> {
+    const lan = lanAddresses(await interfaceAddresses(), wan);
+    const fresh = lan.addresses.filter((a) => !this.listening.includes(a) && !this.unbindable.has(a));
+    if (fresh.length === 0 || !this.running) return;
+    for (const n of lan.nets) if (!this.allowedNets.some((m) => m.v === n.v && m.prefix === n.prefix && prefixEqual(m.bytes, n.bytes, n.prefix))) this.allowedNets.push(n);
+    this.clients.refresh();
+    for (const a of fresh) {
+      const s = new DnsServer(this.resolver, this.clients);
+      try {
+        await s.start([a], this.port);
+        this.servers.push(s);
+        this.listening.push(a);
+        this.opts.log.info(`dns: now also answering on ${a.includes(":") ? `[${a}]` : a}:${this.port}`);
+      } catch (err) {
+        this.unbindable.add(a); // said once, not every ADDRESS_CHECK_MS
+        this.opts.log.warn(`dns: cannot listen on new address ${a} port ${this.port}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
   }
 
   /** Binds each address on its own: one that cannot be bound (in use, gone) is reported and skipped. */
@@ -369,6 +400,7 @@ export class DnsService implements DnsControlApi {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     if (this.refreshTimer !== null) clearInterval(this.refreshTimer);
+    if (this.addressTimer !== null) clearInterval(this.addressTimer);
     if (this.neighTimer !== null) clearInterval(this.neighTimer);
     this.upstreams.close();
     try {
@@ -447,36 +479,56 @@ function sourceCovers(s: Exclude<Source, { kind: "mac" }>, ip: string): boolean 
   return prefixEqual(b, addrToBytes(s.addr), s.prefix);
 }
 
-/** Addresses and subnets of the interfaces that are neither loopback nor on the WAN side. */
-function lanAddresses(wan: Set<string>): { addresses: string[]; nets: Net[] } {
-  const addresses: string[] = [];
-  const nets: Net[] = [];
-  for (const [name, list] of Object.entries(networkInterfaces())) {
-    if (wan.has(name)) continue;
-    for (const a of list ?? []) {
-      if (a.internal) continue;
-      if (a.family === "IPv6" && a.address.toLowerCase().startsWith("fe80")) continue; // link-local needs a scope
-      addresses.push(a.address);
-      const b = ipBytes(a.address);
-      const prefix = a.cidr ? Number(a.cidr.split("/")[1]) : a.family === "IPv4" ? 32 : 128;
-      if (b !== null) nets.push({ v: b.v, bytes: b.bytes, prefix });
-    }
+interface IfAddr {
+  ifname: string;
+  address: string;
+  prefix: number;
+  /** Loopback or link-local: not a LAN address to answer on. */
+  local: boolean;
+}
+
+/**
+ * Every address of every interface, from `ip -j addr` (iproute2): unlike os.networkInterfaces(),
+ * it also lists interfaces without carrier yet (a LAN port whose cable or peer comes up a moment
+ * after sluice), whose addresses can be bound all the same.
+ */
+async function interfaceAddresses(): Promise<IfAddr[]> {
+  try {
+    const { stdout } = await run("ip", ["-j", "addr", "show"], { timeout: 5000 });
+    const links = JSON.parse(stdout) as { ifname: string; addr_info?: { local?: string; prefixlen?: number; scope?: string }[] }[];
+    return links.flatMap((l) =>
+      (l.addr_info ?? [])
+        .filter((a) => typeof a.local === "string" && isIP(a.local) !== 0)
+        .map((a) => ({ ifname: l.ifname, address: a.local!, prefix: a.prefixlen ?? (isIP(a.local!) === 4 ? 32 : 128), local: a.scope === "host" || a.scope === "link" })),
+    );
+  } catch {
+    // no ip(8): what libuv sees (interfaces that are up and running)
+    return Object.entries(networkInterfaces()).flatMap(([ifname, list]) =>
+      (list ?? []).map((a) => ({
+        ifname,
+        address: a.address,
+        prefix: a.cidr ? Number(a.cidr.split("/")[1]) : a.family === "IPv4" ? 32 : 128,
+        local: a.internal || (a.family === "IPv6" && a.address.toLowerCase().startsWith("fe80")),
+      })),
+    );
   }
-  return { addresses, nets };
+}
+
+function netOf(a: IfAddr): Net | null {
+  const b = ipBytes(a.address);
+  return b === null ? null : { v: b.v, bytes: b.bytes, prefix: a.prefix };
+}
+
+/** Addresses and subnets of the interfaces that are neither loopback nor on the WAN side. */
+function lanAddresses(all: IfAddr[], wan: Set<string>): { addresses: string[]; nets: Net[] } {
+  const lan = all.filter((a) => !a.local && !wan.has(a.ifname));
+  return { addresses: lan.map((a) => a.address), nets: lan.map(netOf).filter((n): n is Net => n !== null) };
 }
 
 /** The subnets of the interfaces that hold these addresses (explicitly configured listen addresses). */
-function netsOf(addresses: string[]): Net[] {
-  const nets: Net[] = [];
+function netsOf(all: IfAddr[], addresses: string[]): Net[] {
   const want = new Set(addresses);
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) {
-      if (!want.has(a.address) || !a.cidr) continue;
-      const b = ipBytes(a.address);
-      if (b !== null) nets.push({ v: b.v, bytes: b.bytes, prefix: Number(a.cidr.split("/")[1]) });
-    }
-  }
-  return nets;
+  return all.filter((a) => want.has(a.address)).map(netOf).filter((n): n is Net => n !== null);
 }
 
 /** IPv4 neighbours (ARP table) and IPv6 ones (`ip -6 neigh`), IP -> MAC as 12 hex digits. */
