@@ -83,25 +83,16 @@ static sock_t *get_sock(napi_env env, napi_value v) {
   return &socks[h];
 }
 
-static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+// A typed array of the wanted kind: its data and element count (bytes for Uint8Array); throws a
+// TypeError naming `what` otherwise.
+static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, const char *what, void **data, size_t *len) {
   napi_typedarray_type t;
-  void *p;
-  if (napi_get_typedarray_info(env, v, &t, len, &p, NULL, NULL) != napi_ok || t != napi_uint8_array) {
-    napi_throw_type_error(env, NULL, "dnsio: expected a Uint8Array");
+  if (napi_get_typedarray_info(env, v, &t, len, data, NULL, NULL) != napi_ok || t != want) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "dnsio: expected %s", what);
+    napi_throw_type_error(env, NULL, msg);
     return 0;
   }
-  *data = p;
-  return 1;
-}
-
-static int get_meta(napi_env env, napi_value v, int32_t **data, size_t *len) {
-  napi_typedarray_type t;
-  void *p;
-  if (napi_get_typedarray_info(env, v, &t, len, &p, NULL, NULL) != napi_ok || t != napi_int32_array) {
-    napi_throw_type_error(env, NULL, "dnsio: expected an Int32Array");
-    return 0;
-  }
-  *data = p;
   return 1;
 }
 
@@ -267,8 +258,8 @@ static int get_io_args(napi_env env, napi_callback_info info, const char *what, 
     return 0;
   }
   a->s = get_sock(env, argv[0]);
-  if (!a->s || !get_bytes(env, argv[1], &a->buf, &blen) || !get_i32(env, argv[2], &a->slot) || !get_i32(env, argv[3], &a->count) ||
-      !get_meta(env, argv[4], &a->meta, &mlen))
+  if (!a->s || !get_typed(env, argv[1], napi_uint8_array, "a Uint8Array", (void **)&a->buf, &blen) || !get_i32(env, argv[2], &a->slot) ||
+      !get_i32(env, argv[3], &a->count) || !get_typed(env, argv[4], napi_int32_array, "an Int32Array", (void **)&a->meta, &mlen))
     return 0;
   if (a->count > MAX_BATCH) a->count = MAX_BATCH;
   if (a->count < 0) a->count = 0;

@@ -516,6 +516,7 @@ test("with the real DNS service: per-device pause, global timer, restartdns and 
     dataDir: join(t.dir, "real-dns"),
     log: { info: () => {}, warn: () => {} },
     ruleset: () => t.control.profiles.current,
+    profileOf: (ip, mac) => t.control.profileFor(ip, mac),
     learn: null,
     history: null,
     wanInterfaces: [],

@@ -65,7 +65,7 @@ describe("the resolver's UDP and TCP server", () => {
 
   before(async () => {
     server = new DnsServer(new Resolver(DEFAULT_RESOLVER_OPTIONS, forwarder, null, null, null), clients);
-    await server.start(["127.0.0.1"], 0);
+    await server.listen("127.0.0.1", 0);
     port = server.port;
   });
 

@@ -246,6 +246,7 @@ async function startDns(control: Control, capture: boolean): Promise<DnsService 
       dataDir: control.dataDir,
       log: control.log,
       ruleset: () => control.profiles.current,
+      profileOf: (ip, mac) => control.profileFor(ip, mac),
       learn: (v, b, off, name, ttl) => void control.gateway?.engine.learnAddress(v, b, off, name, ttl),
       history: control.history,
       wanInterfaces: wan,

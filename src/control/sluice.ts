@@ -8,7 +8,7 @@ import { loadConfig, type GatewayConfig } from "../gateway/config.js";
 import type { Gateway, Logger } from "../gateway/gateway.js";
 import { parseRuleset, parseAddress } from "../rules/parse.js";
 import { compileRuleset } from "../rules/image.js";
-import { parseMAC, bytesToHex } from "../core/ip.js";
+import { parseMAC, bytesToHex, inPrefix } from "../core/ip.js";
 import { OptionStore } from "./options.js";
 import { ProfileStore, DEFAULT_PROFILE } from "./profiles.js";
 import { Notifications } from "./notifications.js";
@@ -185,17 +185,5 @@ function* historyRows(h: HistoryStore, from: number, to: number, newestFirst: bo
   } else {
     for (let start = lo; start < hi; start += HISTORY_WINDOW_MS) yield* h.scanRange({ from: start, to: Math.min(hi, start + HISTORY_WINDOW_MS) });
   }
-}
-
-function inPrefix(addr: number | string, net: number | string, prefix: number, version: 4 | 6): boolean {
-  if (version === 4) {
-    if (prefix === 0) return true;
-    const shift = 32 - prefix;
-    return (addr as number) >>> shift === (net as number) >>> shift;
-  }
-  const a = BigInt(`0x${addr as string}`);
-  const n = BigInt(`0x${net as string}`);
-  const shift = BigInt(128 - prefix);
-  return a >> shift === n >> shift;
 }
 

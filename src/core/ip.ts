@@ -129,3 +129,19 @@ export function addrToBytes(addr: number | string): Uint8Array {
   for (let i = 0; i < 16; i++) out[i] = parseInt(addr.slice(i * 2, i * 2 + 2), 16);
   return out;
 }
+
+/**
+ * Whether `addr` lies in `net`/`prefix`; addresses as the rules hold them (IPv4 as a number,
+ * IPv6 as 32 hex digits).
+ */
+export function inPrefix(addr: number | string, net: number | string, prefix: number, version: 4 | 6): boolean {
+  if (version === 4) {
+    if (prefix === 0) return true;
+    const shift = 32 - prefix;
+    return (addr as number) >>> shift === (net as number) >>> shift;
+  }
+  const a = BigInt(`0x${addr as string}`);
+  const n = BigInt(`0x${net as string}`);
+  const shift = BigInt(128 - prefix);
+  return a >> shift === n >> shift;
+}

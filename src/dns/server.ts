@@ -89,23 +89,26 @@ export class DnsServer {
     return this.udp.map((u) => u.address);
   }
 
-  /** Binds UDP and TCP on each address. On any failure everything bound so far is closed and the error thrown. */
-  async start(addresses: string[], port: number): Promise<void> {
+  /**
+   * Answers on one more address, UDP and TCP, on `port` (0: the kernel picks one, and every later
+   * address uses the same). Throws if either cannot be bound, leaving nothing of it open: one
+   * address in use does not stop the others.
+   */
+  async listen(address: string, port: number): Promise<void> {
+    const handle = this.io.open(address, port, UDP_BUFFER_BYTES);
+    const p = port === 0 ? this.io.port(handle) : port;
+    let tcp: net.Server;
     try {
-      let p = port;
-      for (const address of addresses) {
-        const handle = this.io.open(address, p, UDP_BUFFER_BYTES);
-        if (p === 0) p = this.io.port(handle); // the same port for every socket, TCP included
-        const sock: UdpSocket = { handle, address, transport: this.udpTransport(handle) };
-        this.udp.push(sock);
-        this.io.watch(handle, () => this.drain(sock));
-      }
-      this.boundPort = p;
-      for (const address of addresses) this.tcp.push(await this.listenTcp(address, p));
+      tcp = await this.listenTcp(address, p);
     } catch (err) {
-      this.stop();
+      this.io.close(handle);
       throw err;
     }
+    const sock: UdpSocket = { handle, address, transport: this.udpTransport(handle) };
+    this.udp.push(sock);
+    this.tcp.push(tcp);
+    this.io.watch(handle, () => this.drain(sock));
+    if (this.boundPort === 0) this.boundPort = p;
   }
 
   stop(): void {

@@ -4,15 +4,13 @@
 // answers into the packet path's IP -> domain table; refreshes the lists on a schedule.
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { isIP } from "node:net";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import type { DnsConfig } from "../gateway/config.js";
-import type { Ruleset, Source } from "../rules/types.js";
+import type { Ruleset } from "../rules/types.js";
+import { parseAddress } from "../rules/parse.js";
 import type { HistoryStore } from "../store/history.js";
-import { addrToBytes, parseIPv4, parseIPv4Number, parseIPv6, bytesToHex } from "../core/ip.js";
+import { inPrefix, parseIPv4, parseIPv6 } from "../core/ip.js";
 import { Upstreams, type UpstreamInfo } from "./upstream.js";
 import { DnsFilter } from "./filter.js";
 import { QueryLog } from "./querylog.js";
@@ -21,6 +19,7 @@ import { DnsServer } from "./server.js";
 import { Clients, type ClientPolicy } from "./clients.js";
 import { DEFAULT_GROUP, type BlockingState, type CachedAnswer, type DnsControlApi } from "./types.js";
 import { systemNameservers } from "../system/nameservers.js";
+import { interfaces, neighbours } from "../system/routes.js";
 import { DOH_NAMES } from "./bypass.js";
 
 export interface DnsLogger {
@@ -35,6 +34,8 @@ export interface DnsStartOptions {
   log: DnsLogger;
   /** The live ruleset (its profiles are the filter groups). */
   ruleset: () => Ruleset;
+  /** The profile a device falls under, as the firewall decides it (Control.profileFor). */
+  profileOf: (ip: string, mac: string | null) => string;
   /** Where answers teach the packet path which name an address has; null without a packet path. */
   learn: Learner | null;
   /** Persisted query log goes here (null: memory only). */
@@ -60,9 +61,7 @@ interface SavedState {
  * DHCP hands to another device, is filtered by its own profile within this time.
  */
 const NEIGH_REFRESH_MS = 10_000;
-const ARP_TABLE = "/proc/net/arp";
 const HOUR_MS = 3_600_000;
-const run = promisify(execFile);
 /** How often LAN addresses are looked for again (listen addresses left to sluice). */
 const ADDRESS_CHECK_MS = 30_000;
 /** The cache's byte budget per allowed entry (typical replies are 50-300 bytes; big ones are rarer). */
@@ -77,7 +76,8 @@ export class DnsService implements DnsControlApi {
   private refreshTimer: NodeJS.Timeout | null = null;
   private addressTimer: NodeJS.Timeout | null = null;
   private readonly unbindable = new Set<string>();
-  private neigh = readArp();
+  /** IP -> MAC from the neighbour tables, read at start and kept fresh while profiles bind MACs. */
+  private neigh: Map<string, string>;
   private neighTimer: NodeJS.Timeout | null = null;
   private ruleset: Ruleset;
   private readonly statePath: string;
@@ -92,7 +92,9 @@ export class DnsService implements DnsControlApi {
     readonly upstreams: Upstreams,
     private readonly opts: DnsStartOptions,
     private readonly allowedNets: Net[],
+    neigh: Map<string, string>,
   ) {
+    this.neigh = neigh;
     const dir = join(opts.dataDir, "dns");
     this.statePath = join(dir, "state.json");
     const saved = readState(this.statePath);
@@ -129,6 +131,7 @@ export class DnsService implements DnsControlApi {
       c.queryLog.enabled ? log : null,
       opts.learn,
     );
+    this.server = new DnsServer(this.resolver, this.clients);
     this.armGlobalTimer();
     this.watchNeighbours();
   }
@@ -152,7 +155,8 @@ export class DnsService implements DnsControlApi {
     const upstreams = new Upstreams(specs, { timeoutMs: c.upstreamTimeoutMs });
     const filter = DnsFilter.open(dir, { log: opts.log });
     const log = new QueryLog({ capacity: c.queryLog.memory, store: c.queryLog.enabled ? opts.history : null });
-    const svc = new DnsService(c, filter, log, upstreams, opts, [...lan.nets, ...netsOf(all, listen), ...LOOPBACK]);
+    const neigh = await neighbours().catch(() => new Map<string, string>());
+    const svc = new DnsService(c, filter, log, upstreams, opts, [...lan.nets, ...netsOf(all, listen), ...LOOPBACK], neigh);
     try {
       await svc.bind(listen, c.port);
     } catch (err) {
@@ -176,57 +180,47 @@ export class DnsService implements DnsControlApi {
     const lan = lanAddresses(await interfaceAddresses(), wan);
     const fresh = lan.addresses.filter((a) => !this.listening.includes(a) && !this.unbindable.has(a));
     if (fresh.length === 0 || !this.running) return;
-    for (const n of lan.nets) if (!this.allowedNets.some((m) => m.v === n.v && m.prefix === n.prefix && prefixEqual(m.bytes, n.bytes, n.prefix))) this.allowedNets.push(n);
+    for (const n of lan.nets) if (!this.allowedNets.some((m) => sameNet(m, n))) this.allowedNets.push(n);
     this.clients.refresh();
     for (const a of fresh) {
-      const s = new DnsServer(this.resolver, this.clients);
-      try {
-        await s.start([a], this.port);
-        this.servers.push(s);
-        this.listening.push(a);
-        this.opts.log.info(`dns: now also answering on ${a.includes(":") ? `[${a}]` : a}:${this.port}`);
-      } catch (err) {
-        this.unbindable.add(a); // said once, not every ADDRESS_CHECK_MS
-        this.opts.log.warn(`dns: cannot listen on new address ${a} port ${this.port}: ${err instanceof Error ? err.message : String(err)}`);
-      }
+      if (await this.listenOn(a, this.port)) this.opts.log.info(`dns: now also answering on ${hostPort(a, this.port)}`);
+      else this.unbindable.add(a); // said once, not every ADDRESS_CHECK_MS
     }
   }
 
   /** Binds each address on its own: one that cannot be bound (in use, gone) is reported and skipped. */
   private async bind(addresses: string[], port: number): Promise<void> {
-    let p = port;
-    const bound: string[] = [];
-    const servers: DnsServer[] = [];
-    for (const a of addresses) {
-      const s = new DnsServer(this.resolver, this.clients);
-      try {
-        await s.start([a], p);
-        p = s.port;
-        bound.push(a);
-        servers.push(s);
-      } catch (err) {
-        this.opts.log.warn(`dns: cannot listen on ${a} port ${p}: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    }
-    if (servers.length === 0) throw new Error(`dns: could not listen on any of ${addresses.join(", ")} port ${port}`);
-    this.servers = servers;
-    this.listening = bound;
-    this.port = p;
-    this.opts.log.info(`dns: answering on ${bound.map((a) => (a.includes(":") ? `[${a}]:${p}` : `${a}:${p}`)).join(", ")}`);
+    for (const a of addresses) await this.listenOn(a, port === 0 ? this.server.port : port);
+    if (this.listening.length === 0) throw new Error(`dns: could not listen on any of ${addresses.join(", ")} port ${port}`);
+    this.opts.log.info(`dns: answering on ${this.listening.map((a) => hostPort(a, this.port)).join(", ")}`);
   }
 
-  private servers: DnsServer[] = [];
-  port = 0;
+  /** Adds one address; false (and a warning) if it cannot be bound. */
+  private async listenOn(address: string, port: number): Promise<boolean> {
+    try {
+      await this.server.listen(address, port);
+      this.listening.push(address);
+      return true;
+    } catch (err) {
+      this.opts.log.warn(`dns: cannot listen on ${hostPort(address, port)}: ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    }
+  }
+
+  private readonly server: DnsServer;
+
+  /** The port the resolver answers on (the one configured, or the kernel's pick for 0). */
+  get port(): number {
+    return this.server.port;
+  }
 
   get running(): boolean {
-    return this.servers.length > 0;
+    return this.listening.length > 0;
   }
 
-  /** UDP/TCP counters summed over the sockets. */
+  /** UDP/TCP counters over every address. */
   serverCounters(): Record<string, number> {
-    const sum: Record<string, number> = {};
-    for (const s of this.servers) for (const [k, v] of Object.entries(s.counters)) sum[k] = (sum[k] ?? 0) + v;
-    return sum;
+    return { ...this.server.counters };
   }
 
   resolvers(): UpstreamInfo[] {
@@ -344,27 +338,9 @@ export class DnsService implements DnsControlApi {
     return this.ruleset.profiles.map((p) => ({ id: this.groupIdOf(p.name), name: p.name, enabled: true, comment: null }));
   }
 
+  /** The client's group: the profile the firewall puts it in (by MAC, else by address). */
   private groupOf(ip: string): number {
-    const profiles = this.ruleset.profiles;
-    let best = -1;
-    let bestLen = -1;
-    let mac: string | null | undefined;
-    for (let i = 1; i < profiles.length; i++) {
-      for (const s of profiles[i]!.sources) {
-        if (s.kind === "mac") {
-          if (mac === undefined) mac = this.macOf(ip);
-          if (mac !== null && mac === bytesToHex(s.mac)) return this.groupIdOf(profiles[i]!.name); // a MAC binding beats any prefix
-        } else if (s.prefix > bestLen && sourceCovers(s, ip)) {
-          best = i;
-          bestLen = s.prefix;
-        }
-      }
-    }
-    return best < 0 ? DEFAULT_GROUP : this.groupIdOf(profiles[best]!.name);
-  }
-
-  private macOf(ip: string): string | null {
-    return this.neigh.get(ip) ?? null;
+    return this.groupIdOf(this.opts.profileOf(ip, this.neigh.get(ip) ?? null));
   }
 
   /** Keeps the neighbour tables fresh while some profile is bound to a MAC address. */
@@ -377,11 +353,14 @@ export class DnsService implements DnsControlApi {
     }
     if (this.neighTimer !== null) return;
     this.neighTimer = setInterval(() => {
-      void readNeighbours().then((m) => {
-        const changed = m.size !== this.neigh.size || [...m].some(([ip, mac]) => this.neigh.get(ip) !== mac);
-        this.neigh = m;
-        if (changed) this.clients.refresh();
-      });
+      neighbours().then(
+        (m) => {
+          const changed = m.size !== this.neigh.size || [...m].some(([ip, mac]) => this.neigh.get(ip) !== mac);
+          this.neigh = m;
+          if (changed) this.clients.refresh();
+        },
+        () => undefined, // no ip(8): MAC-bound profiles keep the last table
+      );
     }, NEIGH_REFRESH_MS);
     this.neighTimer.unref();
   }
@@ -395,8 +374,8 @@ export class DnsService implements DnsControlApi {
   }
 
   async stop(): Promise<void> {
-    for (const s of this.servers) s.stop();
-    this.servers = [];
+    this.server.stop();
+    this.listening = [];
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     if (this.refreshTimer !== null) clearInterval(this.refreshTimer);
@@ -427,135 +406,54 @@ function readState(path: string): SavedState {
   }
 }
 
-/** A subnet as family + network bytes + prefix length. */
+/** A subnet, with the address as the rules hold it (IPv4 a number, IPv6 32 hex digits). */
 interface Net {
-  v: 4 | 6;
-  bytes: Uint8Array;
+  version: 4 | 6;
+  addr: number | string;
   prefix: number;
 }
 
-const LOOPBACK: Net[] = [
-  { v: 4, bytes: new Uint8Array([127, 0, 0, 0]), prefix: 8 },
-  { v: 6, bytes: parseIPv6("::1")!, prefix: 128 },
-];
+const LOOPBACK: Net[] = [netOf("127.0.0.0", 8)!, netOf("::1", 128)!];
 
-function ipBytes(ip: string): { v: 4 | 6; bytes: Uint8Array } | null {
-  const v = isIP(ip);
-  if (v === 4) return { v: 4, bytes: parseIPv4(ip)! };
-  if (v === 6) {
-    const b = parseIPv6(ip);
-    if (b === null) return null;
-    // An IPv4-mapped address is that IPv4 address.
-    if (b.slice(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return { v: 4, bytes: b.slice(12) };
-    return { v: 6, bytes: b };
-  }
-  return null;
+function netOf(address: string, prefix: number): Net | null {
+  const a = parseAddress(address);
+  return typeof a === "string" ? null : { version: a.version, addr: a.addr, prefix };
 }
 
 function inNet(n: Net, ip: string): boolean {
-  const a = ipBytes(ip);
-  if (a === null || a.v !== n.v) return false;
-  return prefixEqual(a.bytes, n.bytes, n.prefix);
+  const a = parseAddress(ip);
+  return typeof a !== "string" && a.version === n.version && inPrefix(a.addr, n.addr, n.prefix, n.version);
 }
 
-function prefixEqual(a: Uint8Array, b: Uint8Array, bits: number): boolean {
-  const full = bits >>> 3;
-  for (let i = 0; i < full; i++) if (a[i] !== b[i]) return false;
-  const rest = bits & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return (a[full]! & mask) === (b[full]! & mask);
-}
-
-function sourceCovers(s: Exclude<Source, { kind: "mac" }>, ip: string): boolean {
-  if (s.version === 4) {
-    if (isIP(ip) !== 4) return false;
-    const a = parseIPv4Number(ip);
-    const mask = s.prefix === 0 ? 0 : (0xffffffff << (32 - s.prefix)) >>> 0;
-    return ((a & mask) >>> 0) === (((s.addr as number) & mask) >>> 0);
-  }
-  const b = isIP(ip) === 6 ? parseIPv6(ip) : null;
-  if (b === null) return false;
-  return prefixEqual(b, addrToBytes(s.addr), s.prefix);
-}
-
-interface IfAddr {
-  ifname: string;
-  address: string;
-  prefix: number;
-  /** Loopback or link-local: not a LAN address to answer on. */
-  local: boolean;
+function sameNet(a: Net, b: Net): boolean {
+  return a.version === b.version && a.prefix === b.prefix && inPrefix(a.addr, b.addr, b.prefix, b.version);
 }
 
 /**
- * Every address of every interface, from `ip -j addr` (iproute2): unlike os.networkInterfaces(),
- * it also lists interfaces without carrier yet (a LAN port whose cable or peer comes up a moment
- * after sluice), whose addresses can be bound all the same.
+ * Every address of every interface (`ip -j addr`: unlike os.networkInterfaces() it also lists a
+ * port without carrier yet, whose addresses can be bound all the same), loopback and link-local
+ * left out.
  */
-async function interfaceAddresses(): Promise<IfAddr[]> {
-  try {
-    const { stdout } = await run("ip", ["-j", "addr", "show"], { timeout: 5000 });
-    const links = JSON.parse(stdout) as { ifname: string; addr_info?: { local?: string; prefixlen?: number; scope?: string }[] }[];
-    return links.flatMap((l) =>
-      (l.addr_info ?? [])
-        .filter((a) => typeof a.local === "string" && isIP(a.local) !== 0)
-        .map((a) => ({ ifname: l.ifname, address: a.local!, prefix: a.prefixlen ?? (isIP(a.local!) === 4 ? 32 : 128), local: a.scope === "host" || a.scope === "link" })),
-    );
-  } catch {
-    // no ip(8): what libuv sees (interfaces that are up and running)
-    return Object.entries(networkInterfaces()).flatMap(([ifname, list]) =>
-      (list ?? []).map((a) => ({
-        ifname,
-        address: a.address,
-        prefix: a.cidr ? Number(a.cidr.split("/")[1]) : a.family === "IPv4" ? 32 : 128,
-        local: a.internal || (a.family === "IPv6" && a.address.toLowerCase().startsWith("fe80")),
-      })),
-    );
-  }
+async function interfaceAddresses(): Promise<{ ifname: string; address: string; net: Net | null }[]> {
+  return (await interfaces()).flatMap((i) =>
+    i.addresses
+      .filter((a) => a.scope !== "host" && a.scope !== "link")
+      .map((a) => ({ ifname: i.name, address: a.address, net: netOf(a.address, a.prefixLength) })),
+  );
 }
 
-function netOf(a: IfAddr): Net | null {
-  const b = ipBytes(a.address);
-  return b === null ? null : { v: b.v, bytes: b.bytes, prefix: a.prefix };
-}
-
-/** Addresses and subnets of the interfaces that are neither loopback nor on the WAN side. */
-function lanAddresses(all: IfAddr[], wan: Set<string>): { addresses: string[]; nets: Net[] } {
-  const lan = all.filter((a) => !a.local && !wan.has(a.ifname));
-  return { addresses: lan.map((a) => a.address), nets: lan.map(netOf).filter((n): n is Net => n !== null) };
+/** Addresses and subnets of the interfaces that are not on the WAN side. */
+function lanAddresses(all: { ifname: string; address: string; net: Net | null }[], wan: Set<string>): { addresses: string[]; nets: Net[] } {
+  const lan = all.filter((a) => !wan.has(a.ifname));
+  return { addresses: lan.map((a) => a.address), nets: lan.flatMap((a) => (a.net === null ? [] : [a.net])) };
 }
 
 /** The subnets of the interfaces that hold these addresses (explicitly configured listen addresses). */
-function netsOf(all: IfAddr[], addresses: string[]): Net[] {
+function netsOf(all: { address: string; net: Net | null }[], addresses: string[]): Net[] {
   const want = new Set(addresses);
-  return all.filter((a) => want.has(a.address)).map(netOf).filter((n): n is Net => n !== null);
+  return all.flatMap((a) => (want.has(a.address) && a.net !== null ? [a.net] : []));
 }
 
-/** IPv4 neighbours (ARP table) and IPv6 ones (`ip -6 neigh`), IP -> MAC as 12 hex digits. */
-async function readNeighbours(): Promise<Map<string, string>> {
-  const m = readArp();
-  try {
-    const { stdout } = await run("ip", ["-6", "neigh", "show"], { timeout: 5000 });
-    for (const line of stdout.split("\n")) {
-      const f = /^(\S+) .*lladdr ([0-9a-f:]{17})/i.exec(line);
-      if (f !== null && !line.includes("FAILED")) m.set(f[1]!, f[2]!.replace(/:/g, "").toLowerCase());
-    }
-  } catch {
-    // no ip(8) or no IPv6: IPv6 clients are not matched by MAC
-  }
-  return m;
-}
-
-function readArp(): Map<string, string> {
-  const m = new Map<string, string>();
-  try {
-    const lines = readFileSync(ARP_TABLE, "utf8").split("\n").slice(1);
-    for (const l of lines) {
-      const f = l.trim().split(/\s+/);
-      if (f.length >= 4 && f[3] !== "00:00:00:00:00:00") m.set(f[0]!, f[3]!.replace(/:/g, "").toLowerCase());
-    }
-  } catch {
-    // no ARP table (not Linux, or no /proc): MAC-bound profiles simply do not match
-  }
-  return m;
+function hostPort(address: string, port: number): string {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }

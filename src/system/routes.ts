@@ -180,3 +180,28 @@ export async function interfaces(): Promise<InterfaceInfo[]> {
   const links = await ipJson(null, ["addr", "show"]);
   return links.map(toInterface).filter((i): i is InterfaceInfo => i !== null);
 }
+
+/** Neighbour entries (ARP and NDP) that have a link-layer address, as IP -> MAC ("aa:bb:..."). */
+function neighbourMap(entries: JsonObject[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const e of entries) {
+    const ip = str(e, "dst");
+    const mac = str(e, "lladdr");
+    if (ip !== null && mac !== null) m.set(ip, mac.toLowerCase());
+  }
+  return m;
+}
+
+/** The neighbour tables of both families: which MAC each LAN address currently has. */
+export async function neighbours(): Promise<Map<string, string>> {
+  return neighbourMap(await ipJson(null, ["neigh", "show"]));
+}
+
+/** The MAC address the neighbour table holds for one IP, or null. */
+export async function neighbourMac(ip: string): Promise<string | null> {
+  try {
+    return neighbourMap(await ipJson(null, ["neigh", "show", "to", ip])).get(ip) ?? null;
+  } catch {
+    return null;
+  }
+}

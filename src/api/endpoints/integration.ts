@@ -8,7 +8,7 @@ import type { Deps } from "../deps.js";
 import { validate } from "../http.js";
 import { ApiError, Errors } from "../errors.js";
 import { PERMIT_ADMIN, PERMIT_ANYONE, PERMIT_USER } from "../permissions.js";
-import { runTool } from "../../system/exec.js";
+import { neighbourMac } from "../../system/routes.js";
 import { platformInfo } from "../../system/debuginfo.js";
 import { parseQuery } from "../db/query.js";
 import { VERSION } from "../../control/sluice.js";
@@ -47,7 +47,7 @@ export function registerIntegration(d: Deps, ui: UiAssets): void {
     path: "app/profile",
     read: PERMIT_USER,
     handler: async (ctx) => {
-      const mac = await neighborMac(ctx.remote);
+      const mac = await neighbourMac(ctx.remote);
       const id = c.profileFor(ctx.remote, mac);
       const p = c.profiles.get(id);
       return { profile: id, source: "local", name: p?.Name ?? id, address: ctx.remote, mac };
@@ -231,16 +231,6 @@ export function registerIntegration(d: Deps, ui: UiAssets): void {
       throw new ApiError(404, "spn_unavailable", "the SPN overlay network is not available in sluice (yet)");
     },
   });
-}
-
-async function neighborMac(ip: string): Promise<string | null> {
-  try {
-    const { stdout } = await runTool("ip", ["-j", "neigh", "show", "to", ip]);
-    const list = JSON.parse(stdout || "[]") as { lladdr?: string }[];
-    return list.find((n) => n.lladdr)?.lladdr ?? null;
-  } catch {
-    return null;
-  }
 }
 
 function numericVersion(v: string): number {
