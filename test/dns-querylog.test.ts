@@ -4,7 +4,7 @@
 // store's writer (written, read back after reopening, pruned by age, cleared).
 
 import { strict as assert } from "node:assert";
-import { spawn } from "node:child_process";
+import { runAndKill } from "./helpers/crash.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -672,40 +672,6 @@ async function main() {
 main();
 `;
 
-/** Runs the child until it has reported `minReports` commits, waits `delayMs`, then SIGKILLs it. */
-function runAndKill(path: string, script: string, minReports: number, delayMs: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, path], { stdio: ["ignore", "pipe", "pipe"] });
-    let committed = 0;
-    let reports = 0;
-    let buf = "";
-    let killing = false;
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.stdout.on("data", (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        const m = /^C (\d+)$/.exec(line);
-        if (m) {
-          committed = Math.max(committed, Number(m[1]));
-          reports++;
-        } else if (line.startsWith("E ")) reject(new Error(`child reported ${line}`));
-        if (reports >= minReports && !killing) {
-          killing = true;
-          setTimeout(() => child.kill("SIGKILL"), delayMs);
-        }
-      }
-    });
-    child.on("exit", (code, signal) => {
-      if (signal !== "SIGKILL") reject(new Error(`child exited early (${code}/${signal}): ${stderr}`));
-      else resolve(committed);
-    });
-  });
-}
-
 describe("query log crash safety", () => {
   test("a store killed mid-write reopens with every reported query and counts that match its blocks", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "sluice-qlog-crash-"));
@@ -720,7 +686,7 @@ describe("query log crash safety", () => {
       [5, 23],
       [8, 97],
     ] as const) {
-      const committed = await runAndKill(path, script, minReports, delay);
+      const { committed } = await runAndKill(script, [path], minReports, delay);
       assert.ok(committed > reported, `life reported ${committed}, the one before ${reported}`);
       reported = committed;
       const store = HistoryStore.open({ path, retentionIntervalMs: 0, warmRollups: false });

@@ -5,7 +5,7 @@
 // main table exactly.
 
 import { strict as assert } from "node:assert";
-import { spawn } from "node:child_process";
+import { runAndKill } from "./helpers/crash.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,45 +63,6 @@ async function main() {
 main();
 `;
 
-interface ChildRun {
-  committed: number;
-  lines: number;
-}
-
-/** Runs the child until it has reported `minReports` commits, waits `delayMs`, then SIGKILLs it. */
-function runAndKill(path: string, script: string, mode: string, minReports: number, delayMs: number): Promise<ChildRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, path, mode], { stdio: ["ignore", "pipe", "pipe"] });
-    let committed = 0;
-    let lines = 0;
-    let buf = "";
-    let killing = false;
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.stdout.on("data", (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        const m = /^C (\d+)$/.exec(line);
-        if (m) {
-          committed = Math.max(committed, Number(m[1]));
-          lines++;
-        } else if (line.startsWith("E ")) reject(new Error(`child reported ${line}`));
-        if (lines >= minReports && !killing) {
-          killing = true;
-          setTimeout(() => child.kill("SIGKILL"), delayMs);
-        }
-      }
-    });
-    child.on("exit", (code, signal) => {
-      if (signal !== "SIGKILL") reject(new Error(`child exited early (${code}/${signal}): ${stderr}`));
-      else resolve({ committed, lines });
-    });
-  });
-}
-
 describe("history store crash safety", () => {
   test("a writer killed with SIGKILL mid-write leaves a store that opens, holds every reported commit and agrees with its indexes", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "sluice-crash-"));
@@ -116,7 +77,7 @@ describe("history store crash safety", () => {
       [5, 37],
       [8, 111],
     ] as const) {
-      const run = await runAndKill(path, script, "plain", minReports, delay);
+      const run = await runAndKill(script, [path, "plain"], minReports, delay);
       assert.ok(run.committed > 0, "the child committed something before it was killed");
       reported = run.committed; // each life restarts its ids at 0 and rewrites them
       const store = HistoryStore.open({ path, retentionIntervalMs: 0 });
@@ -149,7 +110,7 @@ describe("history store crash safety", () => {
       [10, 13],
       [14, 71],
     ] as const) {
-      const run = await runAndKill(path, script, "retention", minReports, delay);
+      const run = await runAndKill(script, [path, "retention"], minReports, delay);
       const store = HistoryStore.open({ path, retentionIntervalMs: 0 });
       try {
         const v = store.verify();

@@ -29,6 +29,7 @@ import { createInterface } from "node:readline";
 import WebSocket from "ws";
 import { emit, round } from "../lib/stats.js";
 import { childrenCpuSeconds, cpuSeconds, machineCpu, memoryMB } from "../lib/proc.js";
+import { runBench } from "../lib/run.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const env = process.env;
@@ -508,23 +509,4 @@ async function main(): Promise<void> {
   note(`profile-write: sluice ${round(writeRatio, 2)}x Fastify (sluice compiles the ruleset on every write, the twin does not)`);
 }
 
-const watchdog = setTimeout(() => {
-  note(`the run took longer than ${OVERALL_TIMEOUT_MS / 1000} s; stopping`);
-  void cleanup().then(() => process.exit(1));
-}, OVERALL_TIMEOUT_MS);
-watchdog.unref();
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.on(sig, () => {
-    note(`${sig}: stopping`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
-
-try {
-  await main();
-  await cleanup();
-} catch (err) {
-  if (!cleanedUp) note(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  await cleanup();
-  process.exitCode = 1;
-}
+await runBench({ main, cleanup, cleaningUp: () => cleanedUp, timeoutMs: OVERALL_TIMEOUT_MS, note });

@@ -54,6 +54,7 @@ import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { emit, round } from "../lib/stats.js";
 import { childrenCpuSeconds, cpuSeconds, machineCpu, memoryMB } from "../lib/proc.js";
+import { runBench } from "../lib/run.js";
 import { generate, stubAddresses, type DnsData } from "./gen.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -931,23 +932,4 @@ async function main(): Promise<void> {
 }
 
 const OVERALL_TIMEOUT_MS = (600 + REPS * CASES.length * (SERVERS.length + DNSMASQ_LISTS.length) * (QUIET_MAX_S + WARM_S + DUR * (LATENCY === "separate" ? 2 : 1) + 25)) * 1000;
-const watchdog = setTimeout(() => {
-  note(`the run took longer than ${OVERALL_TIMEOUT_MS / 1000} s; stopping`);
-  void cleanup().then(() => process.exit(1));
-}, OVERALL_TIMEOUT_MS);
-watchdog.unref();
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.on(sig, () => {
-    note(`${sig}: stopping`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
-
-try {
-  await main();
-  await cleanup();
-} catch (err) {
-  if (!cleanedUp) note(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  await cleanup();
-  process.exitCode = 1;
-}
+await runBench({ main, cleanup, cleaningUp: () => cleanedUp, timeoutMs: OVERALL_TIMEOUT_MS, note });
