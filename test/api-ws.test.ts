@@ -1080,7 +1080,11 @@ describe("per-socket limits", () => {
     assert.equal(hub.counters.slowClosed, closedBefore + 1, `no slow close after ${published >> 20} MiB`);
     // The slow socket is gone from the hub: more updates are not queued for it.
     assert.equal(hub.connections, connectionsBefore - 1);
-    for (let i = 0; i < 64; i++) hub.publish("notifications", "flood/x", { key: "flood/x", value: { blob }, created: 1, modified: 2 });
+    for (let i = 0; i < 64; i++) {
+      hub.publish("notifications", "flood/x", { key: "flood/x", value: { blob }, created: 1, modified: 2 });
+      // As above: the reading client keeps up, so only the slow socket could be behind.
+      for (let waited = 0; fast.pending(fastSub).length < n + i + 1 && waited < 5000; waited += 2) await sleep(2);
+    }
     assert.equal(hub.connections, connectionsBefore - 1);
 
     sock.resume();

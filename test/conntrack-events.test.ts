@@ -299,7 +299,7 @@ setTimeout(() => out("x".repeat(100000)), 100);`);
     assert.equal(await r.start(), true);
     await waitFor("2 events and 3 unparsed lines", () => r.counters.events === 2 && r.counters.unparsed === 3);
     assert.deepEqual(got.map((e) => [e.family, e.proto, e.orig.sport]), [[4, 6, 44342], [6, 17, 58447]]);
-    assert.deepEqual(r.counters, { events: 2, unparsed: 3, restarts: 0, overflows: 0, filtered: 0 });
+    assert.deepEqual(r.counters, { events: 2, unparsed: 3, restarts: 0, overflows: 0, filtered: 0, cut: 0 });
     assert.ok(log.warns.some((w) => w.includes("a careless listener")), "a throwing listener is logged");
     assert.ok(log.infos.some((m) => m.startsWith("conntrack events: NOTICE: Netlink socket buffer size")));
     unsubscribe();
@@ -375,6 +375,17 @@ out(${JSON.stringify(LINES.tcp4)});`);
     assert.deepEqual(got, [0x100, 0x200, 0x300]);
     assert.equal(r.counters.filtered, 2);
     await r.stop();
+  });
+
+  it("a last line the tool was stopped in the middle of is counted as cut, not as unreadable", async () => {
+    const path = fakeConntrack(`announce(); process.stdout.write("[1700000000.000001]\\t[DESTROY] ipv4     2 tcp      6 src=10.0.0.1 dst=");`);
+    const r = reader({ conntrackPath: path });
+    assert.equal(await r.start(), true);
+    await new Promise((res) => setTimeout(res, 100));
+    await r.stop();
+    assert.equal(r.counters.cut, 1);
+    assert.equal(r.counters.unparsed, 0);
+    assert.equal(r.counters.events, 0);
   });
 
   it("stop() kills the child by pid, escalating to SIGKILL, and resolves once it has exited", async () => {

@@ -295,6 +295,8 @@ export interface ConntrackEventCounters {
   overflows: number;
   /** Events dropped because their mark is outside markMask. */
   filtered: number;
+  /** A last line cut short when the tool ended (stopped mid-write): neither an event nor garbage. */
+  cut: number;
 }
 
 export interface ConntrackEventsEventMap {
@@ -364,7 +366,7 @@ export class ConntrackEvents extends EventEmitter<ConntrackEventsEventMap> {
   private lastStderr = "";
   private lastOverflowLog = 0;
   private overflowsSinceLog = 0;
-  private readonly count: ConntrackEventCounters = { events: 0, unparsed: 0, restarts: 0, overflows: 0, filtered: 0 };
+  private readonly count: ConntrackEventCounters = { events: 0, unparsed: 0, restarts: 0, overflows: 0, filtered: 0, cut: 0 };
 
   constructor(options: ConntrackEventsOptions = {}) {
     super();
@@ -509,7 +511,12 @@ export class ConntrackEvents extends EventEmitter<ConntrackEventsEventMap> {
 
   private onChildClosed(child: ChildProcess, code: number | null, sig: NodeJS.Signals | null): void {
     if (this.child !== child) return;
-    if (this.stdoutRest !== "") this.onStdoutLine(this.stdoutRest);
+    // Output without its newline at exit is a line the tool was stopped in the middle of: an
+    // event if it happens to be whole, else counted as cut, not as something it cannot read.
+    if (this.stdoutRest.trim() !== "") {
+      if (parseConntrackDestroyLine(this.stdoutRest) !== null) this.onStdoutLine(this.stdoutRest);
+      else this.count.cut++;
+    }
     if (this.stderrRest !== "") this.onStderrLine(this.stderrRest);
     this.stdoutRest = this.stderrRest = "";
     if (this.readyTimer !== null) clearTimeout(this.readyTimer);
